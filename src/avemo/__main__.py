@@ -1,0 +1,3 @@
+from avemo.cli import app
+
+app(prog_name="avemo")

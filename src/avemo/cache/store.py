@@ -1,0 +1,202 @@
+"""Feature cache on disk.
+
+Layout::
+
+    CACHE/manifest.json            format, fingerprint and what it was computed from, shapes, dtype
+    CACHE/clips/<clip_id>.safetensors   tensors ``video`` (S, C, L) and ``audio`` (S, 512);
+                                        metadata: the clip record, frame count, duration, fingerprint
+    CACHE/index.json               every finished entry's metadata, rebuilt from the entries
+
+An entry is written to a temporary file and renamed into place, so a killed run leaves either a whole entry
+or none. Entries are self-describing; the index is only a summary that can always be rebuilt from them.
+Nothing is unpickled: safetensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+FORMAT = "avemo-cache/1"
+SUFFIX = ".safetensors"
+
+
+class CacheError(Exception):
+    """A cache that cannot be used as asked; the message names the folder and what to do."""
+
+
+def fingerprint_of(inputs: dict[str, Any]) -> str:
+    """Short stable hash of everything that determines the features."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        out.update(_flatten(value, name + ".") if isinstance(value, dict) else {name: value})
+    return out
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FeatureCache:
+    """A cache folder bound to one fingerprint."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.clips_dir = root / "clips"
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @classmethod
+    def open(cls, root: Path) -> FeatureCache:
+        """Open an existing cache for reading."""
+        path = root / "manifest.json"
+        if not path.is_file():
+            raise CacheError(f"{root}: not an avemo feature cache (no manifest.json); create one with avemo extract")
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise CacheError(f"{path}: unreadable manifest ({err}); delete the cache folder and extract again") from None
+        if manifest.get("format") != FORMAT:
+            raise CacheError(f"{path}: cache format {manifest.get('format')!r}, this avemo reads {FORMAT}; "
+                             "extract into a new folder")
+        return cls(root, manifest)
+
+    @classmethod
+    def create_or_open(cls, root: Path, inputs: dict[str, Any], video_shape: tuple[int, ...],
+                       audio_shape: tuple[int, ...], dtype: str) -> FeatureCache:
+        """Open ``root`` for writing features made from ``inputs``; refuse a cache made from others."""
+        fingerprint = fingerprint_of({"inputs": inputs, "dtype": dtype})
+        if (root / "manifest.json").exists():
+            cache = cls.open(root)
+            if cache.fingerprint != fingerprint:
+                old, new = _flatten(cache.manifest.get("inputs", {})), _flatten(json.loads(json.dumps(inputs)))
+                changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+                if cache.manifest.get("dtype") != dtype:
+                    changed.append("dtype")
+                raise CacheError(
+                    f"{root}: cache was made with other settings (fingerprint {cache.fingerprint}, this run "
+                    f"{fingerprint}; differs in {', '.join(changed[:6]) or 'its inputs'}); extract into a new "
+                    "--cache folder, or delete this one to rebuild it")
+            cache.clips_dir.mkdir(exist_ok=True)
+            cache._remove_stale_temporaries()
+            return cache
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "fingerprint": fingerprint,
+            "inputs": inputs,
+            "video_shape": list(video_shape),
+            "audio_shape": list(audio_shape),
+            "dtype": dtype,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _atomic_write(root / "manifest.json", json.dumps(manifest, indent=2).encode())
+        cache = cls(root, manifest)
+        cache.clips_dir.mkdir(exist_ok=True)
+        return cache
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete half-written entries of processes that no longer run (a killed extraction)."""
+        for tmp in self.clips_dir.glob(".*.tmp"):
+            pid = tmp.name.rsplit(".", 2)[-2]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+
+    def entry_path(self, clip_id: str) -> Path:
+        return self.clips_dir / f"{clip_id}{SUFFIX}"
+
+    def read_meta(self, path: Path) -> dict[str, Any] | None:
+        """An entry's metadata from its header alone, or ``None`` if it is broken or from another fingerprint."""
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                keys = set(handle.keys())
+        except (SafetensorError, OSError, ValueError):
+            return None
+        if meta.get("fingerprint") != self.fingerprint or keys != {"video", "audio"}:
+            return None
+        entry = json.loads(meta["record"])
+        entry.update(frame_count=int(meta["frame_count"]), duration=float(meta["duration"]))
+        return entry
+
+    def has(self, clip_id: str) -> bool:
+        path = self.entry_path(clip_id)
+        return path.is_file() and self.read_meta(path) is not None
+
+    def write(self, clip_id: str, video: torch.Tensor, audio: torch.Tensor, record: dict[str, Any],
+              frame_count: int, duration: float) -> None:
+        """Write one clip's features atomically, cast to the cache's dtype."""
+        if list(video.shape) != self.manifest["video_shape"] or list(audio.shape) != self.manifest["audio_shape"]:
+            raise CacheError(f"{self.root}: entry {clip_id} has shapes {tuple(video.shape)}, {tuple(audio.shape)}; "
+                             f"the cache holds {self.manifest['video_shape']}, {self.manifest['audio_shape']}")
+        if not (torch.isfinite(video).all() and torch.isfinite(audio).all()):
+            raise CacheError(f"{clip_id}: features are not finite; not written")
+        dtype = getattr(torch, self.manifest["dtype"])
+        tensors = {"video": video.to(dtype).contiguous(), "audio": audio.to(dtype).contiguous()}
+        meta = {"fingerprint": self.fingerprint, "record": json.dumps(record), "frame_count": str(frame_count),
+                "duration": f"{duration:.4f}"}
+        _atomic_write(self.entry_path(clip_id), save(tensors, metadata=meta))
+
+    def read(self, clip_id: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(video, audio) features of one clip."""
+        with safe_open(str(self.entry_path(clip_id)), framework="pt") as handle:
+            return handle.get_tensor("video"), handle.get_tensor("audio")
+
+    def scan(self) -> tuple[list[dict[str, Any]], list[Path]]:
+        """(metadata of every valid entry sorted by clip id, entries that are broken or stale)."""
+        good, bad = [], []
+        for path in sorted(self.clips_dir.glob(f"*{SUFFIX}")):
+            meta = self.read_meta(path)
+            (good.append(meta) if meta is not None else bad.append(path))
+        return sorted(good, key=lambda m: m["clip_id"]), bad
+
+    def write_index(self) -> list[dict[str, Any]]:
+        """Rebuild ``index.json`` from the entries on disk; return its entries."""
+        entries, _ = self.scan()
+        index = {"fingerprint": self.fingerprint, "entries": entries}
+        _atomic_write(self.root / "index.json", json.dumps(index, indent=1).encode())
+        return entries
+
+    def index(self) -> list[dict[str, Any]]:
+        """The index's entries, rebuilt when missing, from another fingerprint, or out of date."""
+        path = self.root / "index.json"
+        if path.is_file():
+            try:
+                index = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                index = {}
+            on_disk = {p.stem for p in self.clips_dir.glob(f"*{SUFFIX}")}
+            if index.get("fingerprint") == self.fingerprint and {e["clip_id"] for e in index["entries"]} == on_disk:
+                return index["entries"]
+        return self.write_index()

@@ -1,0 +1,187 @@
+"""The ``avemo`` command line: synth, extract, inspect."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from avemo import __version__
+
+app = typer.Typer(help="avemo: audio-visual emotion recognition (Mocanu, Tapu & Zaharia 2023).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+SHOW_PER_REASON = 10
+
+
+class Dataset(str, Enum):
+    ravdess = "ravdess"
+    cremad = "cremad"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _loud_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    console.print(f"[bold red]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+@app.callback(invoke_without_command=True)
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write Actor_XX/*.mp4 into.")],
+    actors: Annotated[int, typer.Option(min=1, max=24, help="Number of actors (RAVDESS has 24).")] = 8,
+    clips_per_actor: Annotated[int, typer.Option(min=1, max=60, help="Clips per actor; 8 covers every emotion once.")] = 16,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same dataset.")] = 0,
+    width: Annotated[int, typer.Option(min=16, help="Frame width in pixels.")] = 160,
+    height: Annotated[int, typer.Option(min=16, help="Frame height in pixels.")] = 120,
+    fps: Annotated[float, typer.Option(min=1.0, help="Frames per second.")] = 30.0,
+) -> None:
+    """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
+    from avemo.synth import SynthConfig, synthesize
+
+    config = SynthConfig(width=width, height=height, fps=fps)
+    with _progress() as progress:
+        task = progress.add_task("synthesising", total=actors * clips_per_actor)
+        paths = synthesize(out, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance(task))
+    console.print(f"wrote {len(paths)} clips of {actors} actors to {out}")
+
+
+def _report_skips(title: str, items: list) -> None:
+    by_reason: dict[str, list] = {}
+    for item in items:
+        by_reason.setdefault(item.reason, []).append(item)
+    for reason, group in sorted(by_reason.items()):
+        console.print(f"[yellow]{title}[/] {reason}: {len(group)}", highlight=False)
+        for item in group[:SHOW_PER_REASON]:
+            console.print(f"  {item.line()}", highlight=False, soft_wrap=True)
+        if len(group) > SHOW_PER_REASON:
+            console.print(f"  ... and {len(group) - SHOW_PER_REASON} more (all listed in the cache's report.json)")
+
+
+@app.command()
+def extract(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (RAVDESS Actor_XX/ folders or a flat folder).")],
+    cache: Annotated[Path, typer.Option(help="Feature cache folder (created, or resumed when it exists).")],
+    dataset: Annotated[Dataset, typer.Option(help="File naming scheme of DATA.")] = Dataset.ravdess,
+    channels: Annotated[str, typer.Option(help="RAVDESS vocal channels to use: speech, song or speech,song.")] = "speech,song",
+    video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint (2017 or 2020 release), or 'random'.")] = "random",
+    video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
+    video_normalization: Annotated[str, typer.Option(help="auto (from the checkpoint), hara2017 or hara2020.")] = "auto",
+    audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
+    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto or torch.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
+    workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
+    size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
+    dtype: Annotated[str, typer.Option(help="Storage type of the features: float16 or float32.")] = "float16",
+) -> None:
+    """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
+    from avemo.cache import CacheError
+    from avemo.engines.backbones import BackboneConfig
+    from avemo.engines.weights import WeightsError
+    from avemo.extract import ExtractConfig, run_extract
+    from avemo.pipeline.video import VideoConfig
+
+    wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
+    if not wanted or set(wanted) - {"speech", "song"}:
+        fail(f"--channels {channels!r}: use speech, song or speech,song")
+    if dtype not in ("float16", "float32"):
+        fail(f"--dtype {dtype!r}: use float16 or float32")
+    config = ExtractConfig(
+        data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
+        backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
+                                 video_normalization=video_normalization, audio_weights=audio_weights),
+        video=VideoConfig(size=size, resize=size), backend=backend, device=device, batch_size=batch_size,
+        workers=workers, dtype=dtype)
+    warnings.showwarning = _loud_warning
+    with _progress() as progress:
+        task = progress.add_task("extracting", total=None)
+
+        def started(todo: int, summary) -> None:
+            progress.update(task, total=todo)
+            console.print(f"backend {summary.backend} on {summary.device}; {summary.found} clips found, "
+                          f"{summary.cached_before} already cached, {todo} to extract; cache {cache} "
+                          f"(fingerprint {summary.fingerprint})", highlight=False)
+
+        try:
+            summary = run_extract(config, on_start=started, on_clip=lambda _: progress.advance(task))
+        except (FileNotFoundError, WeightsError, CacheError, RuntimeError, ValueError) as err:
+            progress.stop()
+            fail(str(err))
+    _report_skips("skipped", summary.skipped)
+    _report_skips("failed", summary.failed)
+    (cache / "report.json").write_text(json.dumps({
+        "skipped": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.skipped],
+        "failed": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.failed],
+    }, indent=1))
+    table = Table(title="avemo extract", show_header=False)
+    rows = [
+        ("clips found", summary.found), ("already cached", summary.cached_before),
+        ("extracted now", summary.written), ("failed", len(summary.failed)),
+        ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
+        ("time", f"{summary.seconds:.1f} s ({summary.clips_per_second:.2f} clips/s)"),
+        ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
+        ("backbones", f"{summary.backbone_seconds:.1f} s on {summary.backend}/{summary.device}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+    if summary.entries == 0:
+        fail(f"no usable clip in {data}; check the folder and the file names", code=1)
+
+
+@app.command()
+def inspect(
+    cache: Annotated[Path, typer.Argument(help="Feature cache folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Describe a feature cache: entries, shapes, fingerprint, actors and emotions."""
+    from avemo.cache import CacheError, FeatureCache
+
+    try:
+        store = FeatureCache.open(cache)
+    except CacheError as err:
+        fail(str(err))
+    entries = store.index()
+    _, broken = store.scan()
+    info = {
+        "cache": str(cache),
+        "entries": len(entries),
+        "video_shape": store.manifest["video_shape"],
+        "audio_shape": store.manifest["audio_shape"],
+        "dtype": store.manifest["dtype"],
+        "fingerprint": store.fingerprint,
+        "datasets": dict(Counter(e["dataset"] for e in entries)),
+        "actors": {str(k): v for k, v in sorted(Counter(e["actor"] for e in entries).items())},
+        "emotions": dict(sorted(Counter(e["emotion"] for e in entries).items())),
+        "broken_entries": [str(p) for p in broken],
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    table = Table(title=f"avemo cache {cache}", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)

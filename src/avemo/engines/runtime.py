@@ -1,0 +1,70 @@
+"""Runtimes that execute the backbones. ``export`` adds ONNX Runtime and TensorRT behind the same interface."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from avemo.engines.backbones import AudioFeatures, VideoFeatures
+
+
+class Backend(Protocol):
+    """Executes both backbones on batches; inputs may be on any device, outputs are float32 on the CPU."""
+
+    name: str
+    device: torch.device
+
+    def video(self, snippets: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, T, H, W) -> (N, C, S)."""
+        ...
+
+    def audio(self, segments: torch.Tensor) -> torch.Tensor:
+        """float32 (N, F, W) -> (N, 512)."""
+        ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a set-up error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise RuntimeError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+class TorchBackend:
+    """Eager PyTorch in eval and inference mode; batches larger than ``max_batch`` are split."""
+
+    name = "torch"
+
+    def __init__(self, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
+                 max_batch: int = 64) -> None:
+        self.device = device
+        self.max_batch = max_batch
+        self.video_net = video.to(device).eval()
+        self.audio_net = audio.to(device).eval()
+
+    def _run(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            outs = [net(chunk.to(self.device, non_blocking=True)).float().cpu()
+                    for chunk in x.split(self.max_batch)]
+        return torch.cat(outs)
+
+    def video(self, snippets: torch.Tensor) -> torch.Tensor:
+        return self._run(self.video_net, snippets)
+
+    def audio(self, segments: torch.Tensor) -> torch.Tensor:
+        return self._run(self.audio_net, segments)
+
+
+BACKENDS = ("auto", "torch")
+
+
+def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device) -> Backend:
+    """The runtime called ``name``; ``auto`` is the fastest one installed (only torch so far)."""
+    if name not in BACKENDS:
+        raise RuntimeError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    return TorchBackend(video, audio, device)

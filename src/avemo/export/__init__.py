@@ -1,0 +1,1 @@
+"""Export of the frozen backbones to ONNX graphs and TensorRT engines (not built yet)."""

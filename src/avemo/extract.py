@@ -1,0 +1,138 @@
+"""``avemo extract``: discover clips, decode them in worker processes, run the backbones, fill the cache.
+
+Decoding (PyAV, CPU) runs in DataLoader workers and overlaps with backbone inference in this process. A clip
+that fails to decode is reported and skipped; finished entries are skipped on the next run, so a killed run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from avemo.cache import FeatureCache
+from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
+from avemo.engines.runtime import Backend, create_backend, resolve_device
+from avemo.pipeline.audio import AudioConfig
+from avemo.pipeline.clips import Skipped
+from avemo.pipeline.discover import DatasetName, discover
+from avemo.pipeline.prepare import ClipDataset, FailedClip, PreparedClip, keep_as_list
+from avemo.pipeline.video import VideoConfig
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    data: Path
+    cache: Path
+    dataset: DatasetName = "ravdess"
+    vocal_channels: tuple[str, ...] = ("speech", "song")
+    backbones: BackboneConfig = field(default_factory=BackboneConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    backend: str = "auto"
+    device: str = "auto"
+    batch_size: int = 2  # clips per backbone batch (x6 snippets)
+    workers: int = 1  # decoding processes; 0 decodes in this process
+    dtype: str = "float16"
+
+
+@dataclass
+class ExtractSummary:
+    found: int = 0
+    cached_before: int = 0
+    written: int = 0
+    failed: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # by discovery
+    seconds: float = 0.0
+    decode_seconds: float = 0.0  # summed over clips, in the workers
+    backbone_seconds: float = 0.0
+    backend: str = ""
+    device: str = ""
+    fingerprint: str = ""
+    entries: int = 0
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def feature_shapes(video: VideoConfig, channels: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Cache shapes: video (S, C, T'H'W') from the layer4 strides (16 in time, 32 in space), audio (S, 512)."""
+    t = -(-video.frames // 16)
+    s = -(-video.size // 32)
+    return (video.snippets, channels, t * s * s), (video.snippets, 512)
+
+
+def fingerprint_inputs(config: ExtractConfig, backbones: dict) -> dict:
+    return {"backbones": backbones, "video": asdict(config.video), "audio": asdict(config.audio),
+            "features": "avemo-features/1"}
+
+
+def _init_worker(_: int) -> None:
+    torch.set_num_threads(1)  # decoding workers only run torch.stft; leave the cores to the backbones
+
+
+def extract_batch(backend: Backend, clips: list[PreparedClip]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features of prepared clips: video (B, S, C, L), audio (B, S, 512)."""
+    video = torch.cat([c.video for c in clips])
+    audio = torch.cat([c.audio for c in clips])
+    b, s = len(clips), clips[0].video.shape[0]
+    v = backend.video(video)
+    return v.view(b, s, *v.shape[1:]), backend.audio(audio).view(b, s, -1)
+
+
+def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary], None] | None = None,
+                on_clip: Callable[[str], None] | None = None) -> ExtractSummary:
+    """Fill ``config.cache`` with features of every usable clip under ``config.data``.
+
+    Raises ``FileNotFoundError``, ``WeightsError``, ``CacheError`` or ``RuntimeError`` for a set-up that
+    cannot work; bad clips never raise, they end up in ``summary.failed``.
+    """
+    start = time.perf_counter()
+    found = discover(config.data, config.dataset, config.vocal_channels)
+    summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
+    video_net, video_info = build_video(config.backbones)
+    audio_net, audio_info = build_audio(config.backbones)
+    video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
+    inputs = fingerprint_inputs(config, describe(config.backbones, video_net, video_info, audio_info))
+    cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
+    device = resolve_device(config.device)
+    backend = create_backend(config.backend, video_net, audio_net, device)
+    summary.backend, summary.device, summary.fingerprint = backend.name, str(device), cache.fingerprint
+
+    todo = [c for c in found.clips if not cache.has(c.clip_id)]
+    summary.cached_before = len(found.clips) - len(todo)
+    if on_start is not None:
+        on_start(len(todo), summary)
+    loader = DataLoader(ClipDataset(todo, config.video, config.audio), batch_size=config.batch_size,
+                        num_workers=config.workers, collate_fn=keep_as_list, worker_init_fn=_init_worker,
+                        prefetch_factor=2 if config.workers else None)
+    try:
+        for batch in loader:
+            ready = [c for c in batch if isinstance(c, PreparedClip)]
+            for bad in (c for c in batch if isinstance(c, FailedClip)):
+                summary.failed.append(Skipped(bad.record.path, bad.error.reason, bad.error.hint))
+                if on_clip is not None:
+                    on_clip(bad.record.clip_id)
+            if not ready:
+                continue
+            tick = time.perf_counter()
+            video, audio = extract_batch(backend, ready)
+            summary.backbone_seconds += time.perf_counter() - tick
+            for clip, v, a in zip(ready, video, audio):
+                cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)
+                summary.decode_seconds += clip.seconds
+                summary.written += 1
+                if on_clip is not None:
+                    on_clip(clip.record.clip_id)
+    finally:
+        summary.entries = len(cache.write_index())
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+

@@ -1,0 +1,126 @@
+"""One forward pass of PyAV over a clip: every video frame scaled down on the fly, the soundtrack at 16 kHz mono.
+
+No seeking: demuxing both streams once is faster than the seed's per-frame ``CAP_PROP_POS_FRAMES`` seeks,
+and keeps variable frame rates honest because every frame carries its own presentation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from avemo.pipeline.video import VideoConfig
+
+
+class ClipError(Exception):
+    """A clip that cannot be used; ``reason`` is short and stable (for counting), ``hint`` says what to do."""
+
+    def __init__(self, path: Path, reason: str, hint: str = "") -> None:
+        self.path, self.reason, self.hint = path, reason, hint
+        super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
+
+
+@dataclass
+class DecodedClip:
+    frames: np.ndarray  # (N, H, W, 3) uint8, short side scaled to VideoConfig.resize
+    times: np.ndarray  # (N,) presentation times in seconds from the first frame, ascending
+    duration: float  # seconds covered by the video frames
+    samples: np.ndarray  # (M,) float32 mono at ``sample_rate``, sample 0 at the first video frame
+    sample_rate: int
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise ClipError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ClipError(path, "empty file (0 bytes)", "copy the clip again from the original archive")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise ClipError(path, "cannot open as a video (corrupt or truncated)",
+                        f"copy the clip again from the original archive [{err}]") from err
+
+
+def _resampler(rate: int) -> av.AudioResampler:
+    return av.AudioResampler(format="flt", layout="mono", rate=rate)
+
+
+def _collect(resampled: list[av.AudioFrame], chunks: list[np.ndarray]) -> None:
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampled)
+
+
+def decode_audio_file(path: Path, sample_rate: int) -> np.ndarray:
+    """The whole soundtrack of ``path`` as float32 mono samples (used for a separate WAV)."""
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise ClipError(path, "no audio track")
+        resampler, chunks = _resampler(sample_rate), []
+        try:
+            for frame in container.decode(audio=0):
+                _collect(resampler.resample(frame), chunks)
+        except av.error.FFmpegError as err:
+            raise ClipError(path, "audio decoding failed (corrupt or truncated)", str(err)) from err
+        _collect(resampler.resample(None), chunks)
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
+                audio_path: Path | None = None) -> DecodedClip:
+    """Decode ``path`` once; the soundtrack comes from the clip itself, else from ``audio_path``."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise ClipError(path, "no video stream")
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        astream = container.streams.audio[0] if container.streams.audio else None
+        if astream is None and audio_path is None:
+            raise ClipError(path, "no audio track", "avemo needs the clip's soundtrack; use the audio-video "
+                            "(modality 01) file, or place a WAV with the same name beside it")
+        width, height = video.scaled_size(vstream.codec_context.width, vstream.codec_context.height)
+        rate = float(vstream.average_rate or 30)
+        frames: list[np.ndarray] = []
+        times: list[float] = []
+        chunks: list[np.ndarray] = []
+        audio_start: float | None = None
+        resampler = _resampler(sample_rate)
+        streams = [s for s in (vstream, astream) if s is not None]
+        try:
+            for packet in container.demux(*streams):
+                for frame in packet.decode():
+                    if isinstance(frame, av.VideoFrame):
+                        times.append(frame.time if frame.time is not None else len(times) / rate)
+                        frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+                    else:
+                        if audio_start is None and frame.time is not None:
+                            audio_start = frame.time
+                        _collect(resampler.resample(frame), chunks)
+        except av.error.FFmpegError as err:
+            if len(frames) < 2:  # keep a clip whose tail is damaged, refuse one with nothing usable
+                raise ClipError(path, "decoding failed (corrupt or truncated)",
+                                f"copy the clip again from the original archive [{err}]") from err
+        if astream is not None:
+            _collect(resampler.resample(None), chunks)
+    if not frames:
+        raise ClipError(path, "no video frames decoded (corrupt or truncated)",
+                        "copy the clip again from the original archive")
+    order = np.argsort(times, kind="stable")
+    t = np.asarray(times, dtype=np.float64)[order]
+    t0 = float(t[0])
+    t -= t0
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / rate
+    duration = float(t[-1] + step)
+    if astream is not None:
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        # Align sample 0 with the first video frame (AAC priming and muxer offsets shift the audio).
+        shift = round(((audio_start if audio_start is not None else t0) - t0) * sample_rate)
+        samples = np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
+    else:
+        samples = decode_audio_file(audio_path, sample_rate)  # type: ignore[arg-type]
+    if samples.size == 0:
+        raise ClipError(audio_path or path, "empty soundtrack", "the audio track holds no samples")
+    frames_arr = np.stack([frames[i] for i in order])
+    return DecodedClip(frames=frames_arr, times=t, duration=duration, samples=samples.astype(np.float32),
+                       sample_rate=sample_rate)

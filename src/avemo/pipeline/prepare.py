@@ -1,0 +1,79 @@
+"""A clip record in, backbone-ready tensors out; and the torch Dataset that does it in worker processes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from avemo.pipeline.audio import AudioConfig, log_spectrogram, segments
+from avemo.pipeline.clips import ClipRecord
+from avemo.pipeline.decode import ClipError, decode_clip
+from avemo.pipeline.video import VideoConfig, sample_indices, snippet_windows, snippets_from_frames
+
+
+@dataclass
+class PreparedClip:
+    """What the backbones eat for one clip.
+
+    ``video`` stays uint8 (4x less to move between processes); the engine normalises it as its weights
+    expect. ``audio`` is the normalised log spectrogram cut into one segment per snippet.
+    """
+
+    record: ClipRecord
+    video: torch.Tensor  # (S, 3, F, size, size) uint8
+    audio: torch.Tensor  # (S, freq_bins, segment_frames) float32
+    frame_count: int
+    duration: float
+    seconds: float = 0.0  # time spent decoding and preparing
+
+
+@dataclass
+class FailedClip:
+    record: ClipRecord
+    error: ClipError
+
+
+def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> PreparedClip:
+    """Decode one clip and build its snippets and aligned spectrogram segments; raise ``ClipError``."""
+    decoded = decode_clip(record.path, video, audio.sample_rate, record.audio_path)
+    index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
+    frames = snippets_from_frames(decoded.frames, index, video.size)
+    centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
+    try:
+        spec = log_spectrogram(torch.from_numpy(decoded.samples), audio)
+    except ValueError as err:
+        raise ClipError(record.path, "unusable soundtrack", str(err)) from err
+    return PreparedClip(record=record, video=frames, audio=segments(spec, centres, audio),
+                        frame_count=len(decoded.times), duration=decoded.duration)
+
+
+class ClipDataset(Dataset):
+    """Prepares clips on demand; a bad clip comes back as ``FailedClip`` so a batch never dies of it."""
+
+    def __init__(self, clips: list[ClipRecord], video: VideoConfig, audio: AudioConfig) -> None:
+        self.clips, self.video, self.audio = clips, video, audio
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> PreparedClip | FailedClip:
+        record = self.clips[i]
+        start = time.perf_counter()
+        try:
+            clip = prepare_clip(record, self.video, self.audio)
+            clip.seconds = time.perf_counter() - start
+            return clip
+        except ClipError as err:
+            return FailedClip(record, err)
+        except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not stop the batch
+            return FailedClip(record, ClipError(record.path, "unexpected decoding error",
+                                                f"{type(err).__name__}: {err}"))
+
+
+def keep_as_list(batch: list) -> list:
+    """Collate function: clips are stacked by the engine, after failures are set aside."""
+    return batch
+
