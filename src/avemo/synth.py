@@ -50,6 +50,7 @@ EXPRESSIONS: dict[str, Expression] = {
     "disgust": Expression(-0.7, 0.1, -0.3, 0.5, -0.6, (-10, 35, -15), 0.2, 0, -0.1, -0.3, 0.1, -0.2, 0.4, 0.5),
     "surprised": Expression(0.1, 1.0, 1.0, -0.2, 1.0, (20, 20, 20), 0.5, 0, 0.6, 0.7, 0.5, 0.1, 0.2, 0.1),
 }
+CONTAINERS = {".mp4": "mp4", ".flv": "flv", ".mkv": "matroska"}
 INTENSITY_GAIN = {1: 1.0, 2: 1.6}  # RAVDESS intensity code -> scale of the departure from neutral
 
 
@@ -193,10 +194,13 @@ def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mo
 
 def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: np.ndarray | None,
                config: SynthConfig) -> None:
-    """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 + AAC in mp4."""
+    """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 + AAC (mp4, flv or mkv)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    muxer = CONTAINERS.get(path.suffix.lower())
+    if muxer is None:
+        raise ValueError(f"{path}: write .mp4, .flv or .mkv")
+    with av.open(str(tmp), mode="w", format=muxer) as container:
         vstream = container.add_stream("libx264", rate=Fraction(config.fps).limit_denominator(1001))
         vstream.width, vstream.height, vstream.pix_fmt = config.width, config.height, "yuv420p"
         vstream.codec_context.time_base = Fraction(1, 1000)

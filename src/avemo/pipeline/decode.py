@@ -15,12 +15,20 @@ import numpy as np
 from avemo.pipeline.video import VideoConfig
 
 
+def _why(err: Exception) -> str:
+    """FFmpeg's own words without the file name it repeats."""
+    return getattr(err, "strerror", None) or str(err)
+
+
 class ClipError(Exception):
     """A clip that cannot be used; ``reason`` is short and stable (for counting), ``hint`` says what to do."""
 
     def __init__(self, path: Path, reason: str, hint: str = "") -> None:
         self.path, self.reason, self.hint = path, reason, hint
         super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
+
+    def __reduce__(self):  # travels back from decoding worker processes
+        return (ClipError, (self.path, self.reason, self.hint))
 
 
 @dataclass
@@ -41,7 +49,7 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise ClipError(path, "cannot open as a video (corrupt or truncated)",
-                        f"copy the clip again from the original archive [{err}]") from err
+                        f"copy the clip again from the original archive [{_why(err)}]") from err
 
 
 def _resampler(rate: int) -> av.AudioResampler:
@@ -62,7 +70,7 @@ def decode_audio_file(path: Path, sample_rate: int) -> np.ndarray:
             for frame in container.decode(audio=0):
                 _collect(resampler.resample(frame), chunks)
         except av.error.FFmpegError as err:
-            raise ClipError(path, "audio decoding failed (corrupt or truncated)", str(err)) from err
+            raise ClipError(path, "audio decoding failed (corrupt or truncated)", _why(err)) from err
         _collect(resampler.resample(None), chunks)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
@@ -74,6 +82,9 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         if not container.streams.video:
             raise ClipError(path, "no video stream")
         vstream = container.streams.video[0]
+        if vstream.codec_context is None or not vstream.codec_context.width:
+            raise ClipError(path, "unreadable video stream (corrupt or truncated)",
+                            "copy the clip again from the original archive")
         vstream.thread_type = "AUTO"
         astream = container.streams.audio[0] if container.streams.audio else None
         if astream is None and audio_path is None:
@@ -100,7 +111,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         except av.error.FFmpegError as err:
             if len(frames) < 2:  # keep a clip whose tail is damaged, refuse one with nothing usable
                 raise ClipError(path, "decoding failed (corrupt or truncated)",
-                                f"copy the clip again from the original archive [{err}]") from err
+                                f"copy the clip again from the original archive [{_why(err)}]") from err
         if astream is not None:
             _collect(resampler.resample(None), chunks)
     if not frames:

@@ -1,0 +1,31 @@
+"""Shared fixtures: a small synthetic RAVDESS and the fast extraction settings most tests use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avemo.synth import SynthConfig, synthesize, write_clip
+
+# Small backbone and crop so that extraction tests take seconds; one test per backbone runs the full size.
+FAST_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 actors x 8 clips (every emotion once per actor), RAVDESS layout."""
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, actors=4, clips_per_actor=8, seed=1)
+    return root
+
+
+def solid_clip(path: Path, rgb: tuple[int, int, int], seconds: float = 1.0, fps: float = 10.0,
+               audio: np.ndarray | None = None, size: tuple[int, int] = (64, 48)) -> Path:
+    """A clip of one colour (and an optional mono 48 kHz track) for decoder tests."""
+    config = SynthConfig(width=size[0], height=size[1], fps=fps)
+    n = round(seconds * fps)
+    frames = [np.full((size[1], size[0], 3), rgb, np.uint8) for _ in range(n)]
+    write_clip(path, frames, np.arange(n) / fps, audio, config)
+    return path

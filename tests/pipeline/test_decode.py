@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from avemo.pipeline.clips import ClipRecord
+from avemo.pipeline.decode import ClipError, decode_clip
+from avemo.pipeline.prepare import ClipDataset, FailedClip, PreparedClip
+from avemo.pipeline.audio import AudioConfig
+from avemo.pipeline.video import VideoConfig
+from tests.conftest import solid_clip
+
+SMALL = VideoConfig(size=32, resize=32)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    with pytest.raises(ClipError, match="empty file"):
+        decode_clip(tmp_path / "a.mp4", SMALL, 16000)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
+def test_truncated_file(tmp_path, keep):
+    clip = solid_clip(tmp_path / "full.mp4", (1, 2, 3), audio=np.zeros(48000, np.float32))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: int(clip.stat().st_size * keep)])
+    with pytest.raises(ClipError, match="corrupt or truncated"):
+        decode_clip(cut, SMALL, 16000)
+
+
+def test_garbage_file(tmp_path):
+    (tmp_path / "g.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(ClipError, match="corrupt or truncated"):
+        decode_clip(tmp_path / "g.mp4", SMALL, 16000)
+
+
+def test_missing_soundtrack_names_the_file_and_the_remedy(tmp_path):
+    clip = solid_clip(tmp_path / "silent.mp4", (1, 2, 3))
+    with pytest.raises(ClipError, match="no audio track") as info:
+        decode_clip(clip, SMALL, 16000)
+    assert "silent.mp4" in str(info.value) and "modality 01" in str(info.value)
+
+
+def test_dataset_returns_failures_as_values(tmp_path):
+    good = solid_clip(tmp_path / "good.mp4", (1, 2, 3), audio=np.zeros(48000, np.float32))
+    (tmp_path / "bad.mp4").write_bytes(b"")
+    records = [ClipRecord(name, tmp_path / f"{name}.mp4", "ravdess", 1, "male", "happy") for name in ("good", "bad")]
+    data = ClipDataset(records, VideoConfig(snippets=2, frames=4, size=32, resize=32), AudioConfig())
+    ok, bad = data[0], data[1]
+    assert isinstance(ok, PreparedClip) and ok.video.shape == (2, 3, 4, 32, 32) and ok.audio.shape == (2, 256, 96)
+    assert isinstance(bad, FailedClip) and bad.error.reason == "empty file (0 bytes)"
+    assert good.exists()
+
+
+def test_clip_error_survives_the_trip_from_a_worker_process(tmp_path):
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ClipError(tmp_path / "x.mp4", "no audio track", "use the AV file")))
+    assert (error.path, error.reason, error.hint) == (tmp_path / "x.mp4", "no audio track", "use the AV file")
