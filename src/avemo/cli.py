@@ -7,7 +7,7 @@ import warnings
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from avemo import __version__
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside the command that needs them
+    from avemo.extract import ExtractConfig, ExtractSummary
 
 app = typer.Typer(help="avemo: audio-visual emotion recognition (Mocanu, Tapu & Zaharia 2023).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -80,46 +83,18 @@ def _report_skips(title: str, items: list) -> None:
             console.print(f"  ... and {len(group) - SHOW_PER_REASON} more (all listed in the cache's report.json)")
 
 
-@app.command()
-def extract(
-    data: Annotated[Path, typer.Argument(help="Dataset folder (RAVDESS Actor_XX/ folders or a flat folder).")],
-    cache: Annotated[Path, typer.Option(help="Feature cache folder (created, or resumed when it exists).")],
-    dataset: Annotated[Dataset, typer.Option(help="File naming scheme of DATA.")] = Dataset.ravdess,
-    channels: Annotated[str, typer.Option(help="RAVDESS vocal channels to use: speech, song or speech,song.")] = "speech,song",
-    video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint (2017 or 2020 release), or 'random'.")] = "random",
-    video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
-    video_normalization: Annotated[str, typer.Option(help="auto (from the checkpoint), hara2017 or hara2020.")] = "auto",
-    audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
-    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto or torch.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
-    workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
-    size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
-    dtype: Annotated[str, typer.Option(help="Storage type of the features: float16 or float32.")] = "float16",
-) -> None:
-    """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
+def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
+    """Run an extraction with a progress bar, then print skipped files, failures and a summary table."""
     from avemo.cache import CacheError
-    from avemo.engines.backbones import BackboneConfig
     from avemo.engines.weights import WeightsError
-    from avemo.extract import ExtractConfig, run_extract
-    from avemo.pipeline.video import VideoConfig
+    from avemo.extract import run_extract
 
-    wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
-    if not wanted or set(wanted) - {"speech", "song"}:
-        fail(f"--channels {channels!r}: use speech, song or speech,song")
-    if dtype not in ("float16", "float32"):
-        fail(f"--dtype {dtype!r}: use float16 or float32")
-    config = ExtractConfig(
-        data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
-        backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
-                                 video_normalization=video_normalization, audio_weights=audio_weights),
-        video=VideoConfig(size=size, resize=size), backend=backend, device=device, batch_size=batch_size,
-        workers=workers, dtype=dtype)
+    cache = config.cache
     warnings.showwarning = _loud_warning
     with _progress() as progress:
         task = progress.add_task("extracting", total=None)
 
-        def started(todo: int, summary) -> None:
+        def started(todo: int, summary: ExtractSummary) -> None:
             progress.update(task, total=todo)
             console.print(f"backend {summary.backend} on {summary.device}; {summary.found} clips found, "
                           f"{summary.cached_before} already cached, {todo} to extract; cache {cache} "
@@ -141,13 +116,51 @@ def extract(
         ("clips found", summary.found), ("already cached", summary.cached_before),
         ("extracted now", summary.written), ("failed", len(summary.failed)),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
-        ("time", f"{summary.seconds:.1f} s ({summary.clips_per_second:.2f} clips/s)"),
+        ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
+                 f"({summary.clips_per_second:.2f} clips/s)"),
         ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
         ("backbones", f"{summary.backbone_seconds:.1f} s on {summary.backend}/{summary.device}"),
     ]
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+    return summary
+
+
+@app.command()
+def extract(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (RAVDESS Actor_XX/ folders or a flat folder).")],
+    cache: Annotated[Path, typer.Option(help="Feature cache folder (created, or resumed when it exists).")],
+    dataset: Annotated[Dataset, typer.Option(help="File naming scheme of DATA.")] = Dataset.ravdess,
+    channels: Annotated[str, typer.Option(help="RAVDESS vocal channels to use: speech, song or speech,song.")] = "speech,song",
+    video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint (2017 or 2020 release), or 'random'.")] = "random",
+    video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
+    video_normalization: Annotated[str, typer.Option(help="auto (from the checkpoint), hara2017 or hara2020.")] = "auto",
+    audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
+    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto or torch.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
+    workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
+    size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
+    dtype: Annotated[str, typer.Option(help="Storage type of the features: float16 or float32.")] = "float16",
+) -> None:
+    """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
+    from avemo.engines.backbones import BackboneConfig
+    from avemo.extract import ExtractConfig
+    from avemo.pipeline.video import VideoConfig
+
+    wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
+    if not wanted or set(wanted) - {"speech", "song"}:
+        fail(f"--channels {channels!r}: use speech, song or speech,song")
+    if dtype not in ("float16", "float32"):
+        fail(f"--dtype {dtype!r}: use float16 or float32")
+    config = ExtractConfig(
+        data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
+        backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
+                                 video_normalization=video_normalization, audio_weights=audio_weights),
+        video=VideoConfig(size=size, resize=size), backend=backend, device=device, batch_size=batch_size,
+        workers=workers, dtype=dtype)
+    summary = _extract_with_progress(config)
     if summary.entries == 0:
         fail(f"no usable clip in {data}; check the folder and the file names", code=1)
 
@@ -185,3 +198,26 @@ def inspect(
     for key, value in info.items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Folder for the synthetic dataset and its feature cache.")] = Path("avemo-demo"),
+    actors: Annotated[int, typer.Option(min=2, max=24, help="Synthetic actors.")] = 4,
+    clips_per_actor: Annotated[int, typer.Option(min=1, max=60, help="Clips per actor.")] = 8,
+) -> None:
+    """Run avemo on its embedded synthetic dataset: synthesise clips, extract full-size backbone features."""
+    from avemo.extract import ExtractConfig
+    from avemo.synth import synthesize
+
+    data, cache = workdir / "data", workdir / "cache"
+    with _progress() as progress:
+        task = progress.add_task("synthesising", total=actors * clips_per_actor)
+        synthesize(data, actors, clips_per_actor, seed=0, on_clip=lambda _: progress.advance(task))
+    console.print("[bold]features from random backbone weights[/]: pass --video-weights / --audio-weights to "
+                  "avemo extract for pretrained ones (see README)")
+    summary = _extract_with_progress(ExtractConfig(data=data, cache=cache))
+    if summary.entries == 0:
+        fail(f"no clip of {data} could be extracted", code=1)
+    console.print(f"[bold green]done[/]: {summary.entries} clips in {cache}; look inside with "
+                  f"[bold]avemo inspect {cache}[/]")

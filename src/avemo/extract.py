@@ -49,6 +49,7 @@ class ExtractSummary:
     failed: list[Skipped] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # by discovery
     seconds: float = 0.0
+    setup_seconds: float = 0.0  # discovery, weights, cache check: before the first clip
     decode_seconds: float = 0.0  # summed over clips, in the workers
     backbone_seconds: float = 0.0
     backend: str = ""
@@ -58,7 +59,9 @@ class ExtractSummary:
 
     @property
     def clips_per_second(self) -> float:
-        return self.written / self.seconds if self.seconds > 0 else 0.0
+        """Throughput of the extraction loop (set-up excluded, as it does not grow with the dataset)."""
+        busy = self.seconds - self.setup_seconds
+        return self.written / busy if busy > 0 else 0.0
 
 
 def feature_shapes(video: VideoConfig, channels: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -107,6 +110,7 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
 
     todo = [c for c in found.clips if not cache.has(c.clip_id)]
     summary.cached_before = len(found.clips) - len(todo)
+    summary.setup_seconds = time.perf_counter() - start
     if on_start is not None:
         on_start(len(todo), summary)
     loader = DataLoader(ClipDataset(todo, config.video, config.audio), batch_size=config.batch_size,
