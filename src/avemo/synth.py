@@ -209,7 +209,9 @@ def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: n
         if audio is not None:
             astream = container.add_stream("aac", rate=config.sample_rate, layout="stereo")
         for image, t in zip(frames, times):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            # Convert to YUV here, into a fresh frame: when encode() converts, PyAV reuses one buffer that
+            # x264's look-ahead may still hold, and earlier frames get overwritten (irreproducible output).
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
             frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
             container.mux(vstream.encode(frame))
         container.mux(vstream.encode(None))
@@ -254,7 +256,8 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0,
                config: SynthConfig | None = None, on_clip=None) -> list[Path]:
     """Write ``actors`` x ``clips_per_actor`` RAVDESS-named clips under ``out/Actor_XX/``; return their paths.
 
-    Deterministic for a given seed. Existing clips are left alone, so an interrupted run can be resumed.
+    The same seed renders the same frames and sound; separate runs write byte-identical files. Existing clips are
+    left alone, so an interrupted run can be resumed.
     """
     config = config or SynthConfig()
     if not 1 <= actors <= 24:
