@@ -120,6 +120,7 @@ def test_nothing_usable_exits_1_and_missing_weights_exit_2(tmp_path):
     assert "resnet-101-kinetics.pth" in " ".join(result.output.split()) and "not found" in result.output
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_only_whole_entries_and_a_rerun_completes(synth_root, tmp_path):
     cache = tmp_path / "cache"
     command = [sys.executable, "-m", "avemo", "extract", str(synth_root), "--cache", str(cache), *FAST_EXTRACT,
@@ -143,6 +144,7 @@ def test_killed_run_leaves_only_whole_entries_and_a_rerun_completes(synth_root, 
     assert not list((cache / "clips").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_full_size_backbones_on_one_clip(synth_root, tmp_path):
     data = tmp_path / "one"
     data.mkdir()

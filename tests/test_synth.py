@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from avemo.pipeline.audio import AudioConfig
+from avemo.pipeline.decode import decode_clip
 from avemo.pipeline.discover import discover
 from avemo.pipeline.prepare import prepare_clip
 from avemo.pipeline.ravdess import parse_name, record_from_name
@@ -48,6 +49,14 @@ def test_a_different_seed_gives_different_actors(tmp_path):
     a = prepare_clip(record_from_name(first[0], parse_name(first[0].stem)), config, AudioConfig())
     b = prepare_clip(record_from_name(second[0], parse_name(second[0].stem)), config, AudioConfig())
     assert (a.video.float() - b.video.float()).abs().mean() > 5
+
+
+def test_variable_frame_rate_clips_go_through_the_pipeline(tmp_path):
+    (path,) = synthesize(tmp_path, actors=1, clips_per_actor=1, config=SynthConfig(variable_frame_rate=True))
+    steps = np.diff(decode_clip(path, VideoConfig(), 16000).times)
+    assert steps.max() > 1.3 * steps.min()
+    prepared = prepare_clip(record_from_name(path, parse_name(path.stem)), VideoConfig(), AudioConfig())
+    assert prepared.video.shape == (6, 3, 16, 112, 112) and prepared.audio.shape == (6, 256, 96)
 
 
 def _video_descriptor(video: torch.Tensor) -> np.ndarray:

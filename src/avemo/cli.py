@@ -1,4 +1,4 @@
-"""The ``avemo`` command line: synth, extract, inspect."""
+"""The ``avemo`` command line: synth, extract, inspect, demo."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from avemo import __version__
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside the command that needs them
     from avemo.extract import ExtractConfig, ExtractSummary
+    from avemo.pipeline.clips import Skipped
 
 app = typer.Typer(help="avemo: audio-visual emotion recognition (Mocanu, Tapu & Zaharia 2023).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -35,7 +36,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _loud_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _loud_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
     console.print(f"[bold red]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
@@ -64,14 +66,17 @@ def synth(
     """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
     from avemo.synth import SynthConfig, synthesize
 
-    config = SynthConfig(width=width, height=height, fps=fps)
+    try:
+        config = SynthConfig(width=width, height=height, fps=fps)
+    except ValueError as err:
+        fail(str(err))
     with _progress() as progress:
         task = progress.add_task("synthesising", total=actors * clips_per_actor)
         paths = synthesize(out, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance(task))
     console.print(f"wrote {len(paths)} clips of {actors} actors to {out}")
 
 
-def _report_skips(title: str, items: list) -> None:
+def _report_skips(title: str, items: list[Skipped]) -> None:
     by_reason: dict[str, list] = {}
     for item in items:
         by_reason.setdefault(item.reason, []).append(item)

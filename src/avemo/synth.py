@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -92,8 +93,11 @@ class SynthConfig:
     sample_rate: int = 48_000
     min_seconds: float = 2.6
     max_seconds: float = 3.6
-    variable_frame_rate: bool = False  # jitter frame times (tests VFR handling)
-    audio: bool = True  # False writes a video-only mp4 with an audio-video name (a bad input)
+    variable_frame_rate: bool = False  # frame durations vary from 0.5x to 1.5x, as in phone recordings
+
+    def __post_init__(self) -> None:
+        if self.width % 2 or self.height % 2:
+            raise ValueError(f"--width {self.width} / --height {self.height}: H.264 (yuv420p) needs even sizes")
 
 
 def clip_plan(clips_per_actor: int, vocal_channel: int = 1) -> list[tuple[int, int, int, int]]:
@@ -244,7 +248,7 @@ def render_clip(path: Path, actor: Actor, emotion: str, intensity: int, statemen
     shade = rng.uniform(0.85, 1.15)
     frames = [render_frame(canvas, e, g, actor, t, float(env[min(int(t * config.sample_rate), len(env) - 1)]),
                            shade) for t in times]
-    write_clip(path, frames, times, audio if config.audio else None, config)
+    write_clip(path, frames, times, audio, config)
 
 
 def clip_name(emotion: int, intensity: int, statement: int, repetition: int, actor: int,
@@ -252,8 +256,8 @@ def clip_name(emotion: int, intensity: int, statement: int, repetition: int, act
     return f"{modality:02d}-{vocal_channel:02d}-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}"
 
 
-def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0,
-               config: SynthConfig | None = None, on_clip=None) -> list[Path]:
+def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, config: SynthConfig | None = None,
+               on_clip: Callable[[Path], None] | None = None) -> list[Path]:
     """Write ``actors`` x ``clips_per_actor`` RAVDESS-named clips under ``out/Actor_XX/``; return their paths.
 
     The same seed renders the same frames and sound; separate runs write byte-identical files. Existing clips are

@@ -41,6 +41,7 @@ def save_hara(path: Path, arch: str, classes: int, release: int, conv1_t_size: i
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release, classes, norm", [(2017, 400, HARA_2017), (2020, 700, HARA_2020)])
 def test_full_size_hara_r3d101_loads_strictly_and_matches_reference_forward(tmp_path, release, classes, norm):
     path = tmp_path / "resnet-101-kinetics.pth"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ class ClipRecord:
     statement: str | None = None
     repetition: int | None = None
     audio_path: Path | None = None  # a separate soundtrack (CREMA-D WAV) when the video has none
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> int:
