@@ -22,10 +22,10 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def solid_clip(path: Path, rgb: tuple[int, int, int], seconds: float = 1.0, fps: float = 10.0,
-               audio: np.ndarray | None = None, size: tuple[int, int] = (64, 48)) -> Path:
+               audio: np.ndarray | None = None, size: tuple[int, int] = (64, 48), **write_options) -> Path:
     """A clip of one colour (and an optional mono 48 kHz track) for decoder tests."""
     config = SynthConfig(width=size[0], height=size[1], fps=fps)
     n = round(seconds * fps)
     frames = [np.full((size[1], size[0], 3), rgb, np.uint8) for _ in range(n)]
-    write_clip(path, frames, np.arange(n) / fps, audio, config)
+    write_clip(path, frames, np.arange(n) / fps, audio, config, **write_options)
     return path

@@ -97,7 +97,7 @@ def test_bad_inputs_are_reported_one_line_each_and_good_clips_extracted(synth_ro
     assert inspect_json(cache)["entries"] == 3
     out = " ".join(result.output.split())  # undo the terminal's line wrapping
     for name, reason in [("01-01-03-01-01-01-05.mp4", "empty file"),
-                         ("01-01-04-01-01-01-05.mp4", "corrupt or truncated"),
+                         ("01-01-04-01-01-01-05.mp4", "truncated"),
                          ("01-01-05-01-01-01-05.mp4", "no audio track"),
                          ("02-01-03-01-01-01-01.mp4", "modality 02"),
                          ("03-01-03-01-01-01-01.wav", "modality 03"),
@@ -106,6 +106,26 @@ def test_bad_inputs_are_reported_one_line_each_and_good_clips_extracted(synth_ro
             f"{name}: {reason}" in out, (name, reason, result.output)
     report = json.loads((cache / "report.json").read_text())
     assert len(report["failed"]) == 3 and len(report["skipped"]) == 3
+
+
+def test_a_clip_whose_features_cannot_be_stored_fails_alone(synth_root, tmp_path, monkeypatch):
+    from avemo.cache import CacheError
+    from avemo.extract import ExtractConfig, run_extract
+
+    real_write = FeatureCache.write
+
+    def write(self, clip_id, *args):
+        if clip_id == "01-01-03-01-01-01-01":
+            raise CacheError(f"{clip_id}: features are not finite in float16; not written")
+        return real_write(self, clip_id, *args)
+
+    monkeypatch.setattr(FeatureCache, "write", write)
+    config = ExtractConfig(data=synth_root / "Actor_01", cache=tmp_path / "cache", workers=0, batch_size=4,
+                           backbones=BackboneConfig(video_arch="r3d10"), video=VideoConfig(size=32, resize=32))
+    summary = run_extract(config)
+    assert summary.written == 7 and summary.entries == 7
+    (failure,) = summary.failed
+    assert failure.path.name == "01-01-03-01-01-01-01.mp4" and failure.reason == "features not stored"
 
 
 def test_nothing_usable_exits_1_and_missing_weights_exit_2(tmp_path):

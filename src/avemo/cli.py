@@ -31,9 +31,22 @@ class Dataset(str, Enum):
     cremad = "cremad"
 
 
+class VideoNormalization(str, Enum):
+    auto = "auto"
+    hara2017 = "hara2017"
+    hara2020 = "hara2020"
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _one_line(err: Exception) -> str:
+    """An error as one line that names the file (OSError keeps the file name apart from its message)."""
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or err}"
+    return " ".join(str(err).split())
 
 
 def _loud_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -101,15 +114,15 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
 
         def started(todo: int, summary: ExtractSummary) -> None:
             progress.update(task, total=todo)
-            console.print(f"backend {summary.backend} on {summary.device}; {summary.found} clips found, "
+            console.print(f"{summary.backbones}; backend {summary.backend} on {summary.device}; {summary.found} clips found, "
                           f"{summary.cached_before} already cached, {todo} to extract; cache {cache} "
                           f"(fingerprint {summary.fingerprint})", highlight=False)
 
         try:
             summary = run_extract(config, on_start=started, on_clip=lambda _: progress.advance(task))
-        except (FileNotFoundError, WeightsError, CacheError, RuntimeError, ValueError) as err:
+        except (OSError, WeightsError, CacheError, RuntimeError, ValueError) as err:
             progress.stop()
-            fail(str(err))
+            fail(_one_line(err))
     _report_skips("skipped", summary.skipped)
     _report_skips("failed", summary.failed)
     (cache / "report.json").write_text(json.dumps({
@@ -140,7 +153,7 @@ def extract(
     channels: Annotated[str, typer.Option(help="RAVDESS vocal channels to use: speech, song or speech,song.")] = "speech,song",
     video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint (2017 or 2020 release), or 'random'.")] = "random",
     video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
-    video_normalization: Annotated[str, typer.Option(help="auto (from the checkpoint), hara2017 or hara2020.")] = "auto",
+    video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release from the checkpoint.")] = VideoNormalization.auto,
     audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
     backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto or torch.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -162,7 +175,7 @@ def extract(
     config = ExtractConfig(
         data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
-                                 video_normalization=video_normalization, audio_weights=audio_weights),
+                                 video_normalization=video_normalization.value, audio_weights=audio_weights),
         video=VideoConfig(size=size, resize=size), backend=backend, device=device, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
@@ -182,8 +195,7 @@ def inspect(
         store = FeatureCache.open(cache)
     except CacheError as err:
         fail(str(err))
-    entries = store.index()
-    _, broken = store.scan()
+    entries, broken = store.scan()
     info = {
         "cache": str(cache),
         "entries": len(entries),

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from avemo.cache import FeatureCache
+from avemo.cache import CacheError, FeatureCache
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
 from avemo.engines.runtime import Backend, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
@@ -52,6 +52,7 @@ class ExtractSummary:
     setup_seconds: float = 0.0  # discovery, weights, cache check: before the first clip
     decode_seconds: float = 0.0  # summed over clips, in the workers
     backbone_seconds: float = 0.0
+    backbones: str = ""  # what runs, for the start line: architectures and input normalisation
     backend: str = ""
     device: str = ""
     fingerprint: str = ""
@@ -107,6 +108,8 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     device = resolve_device(config.device)
     backend = create_backend(config.backend, video_net, audio_net, device)
     summary.backend, summary.device, summary.fingerprint = backend.name, str(device), cache.fingerprint
+    summary.backbones = (f"video {config.backbones.video_arch} ({video_info.release} weights, "
+                         f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")
 
     todo = [c for c in found.clips if not cache.has(c.clip_id)]
     summary.cached_before = len(found.clips) - len(todo)
@@ -129,9 +132,13 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
             video, audio = extract_batch(backend, ready)
             summary.backbone_seconds += time.perf_counter() - tick
             for clip, v, a in zip(ready, video, audio):
-                cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)
-                summary.decode_seconds += clip.seconds
-                summary.written += 1
+                try:
+                    cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)
+                except CacheError as err:  # e.g. features that overflow float16: this clip only
+                    summary.failed.append(Skipped(clip.record.path, "features not stored", str(err)))
+                else:
+                    summary.decode_seconds += clip.seconds
+                    summary.written += 1
                 if on_clip is not None:
                     on_clip(clip.record.clip_id)
     finally:

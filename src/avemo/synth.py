@@ -197,14 +197,19 @@ def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mo
 
 
 def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: np.ndarray | None,
-               config: SynthConfig) -> None:
-    """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 + AAC (mp4, flv or mkv)."""
+               config: SynthConfig, audio_start: float = 0.0, faststart: bool = False) -> None:
+    """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 + AAC (mp4, flv or mkv).
+
+    ``audio_start`` delays the soundtrack's first sample (seconds); ``faststart`` puts the mp4 index first,
+    as streaming-ready files do (a truncated one still opens).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     muxer = CONTAINERS.get(path.suffix.lower())
     if muxer is None:
         raise ValueError(f"{path}: write .mp4, .flv or .mkv")
-    with av.open(str(tmp), mode="w", format=muxer) as container:
+    options = {"movflags": "faststart"} if faststart and muxer == "mp4" else {}
+    with av.open(str(tmp), mode="w", format=muxer, options=options) as container:
         vstream = container.add_stream("libx264", rate=Fraction(config.fps).limit_denominator(1001))
         vstream.width, vstream.height, vstream.pix_fmt = config.width, config.height, "yuv420p"
         vstream.codec_context.time_base = Fraction(1, 1000)
@@ -221,11 +226,11 @@ def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: n
         container.mux(vstream.encode(None))
         if astream is not None and audio is not None:
             stereo = np.ascontiguousarray(np.stack([audio, audio]))
-            step = 1024
+            step, offset = 1024, round(audio_start * config.sample_rate)
             for start in range(0, stereo.shape[1], step):
                 chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start:start + step]),
                                                    format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = config.sample_rate, start
+                chunk.sample_rate, chunk.pts = config.sample_rate, offset + start
                 chunk.time_base = Fraction(1, config.sample_rate)
                 container.mux(astream.encode(chunk))
             container.mux(astream.encode(None))

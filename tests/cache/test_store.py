@@ -28,6 +28,8 @@ def test_round_trip_in_float16_with_metadata(tmp_path):
     (entry,) = cache.index()
     assert entry == {"clip_id": "a", "actor": 3, "emotion": "sad", "dataset": "ravdess", "frame_count": 96,
                      "duration": 3.2}
+    assert not (tmp_path / "index.json").exists()  # reading never writes
+    assert cache.write_index() == [entry]
     assert json.loads((tmp_path / "index.json").read_text())["fingerprint"] == cache.fingerprint
 
 
@@ -75,11 +77,28 @@ def test_wrong_shapes_and_non_finite_features_are_refused(tmp_path):
     cache = _cache(tmp_path)
     with pytest.raises(CacheError, match="shapes"):
         cache.write("a", torch.zeros(6, 8, 5), torch.zeros(6, 5), {}, 1, 1.0)
-    bad = torch.zeros(SHAPES[0])
-    bad[0, 0, 0] = float("inf")
-    with pytest.raises(CacheError, match="not finite"):
-        cache.write("a", bad, torch.zeros(SHAPES[1]), {}, 1, 1.0)
+    for value in (float("inf"), 7e4):  # 7e4 is finite in float32 but overflows float16
+        bad = torch.zeros(SHAPES[0])
+        bad[0, 0, 0] = value
+        with pytest.raises(CacheError, match="not finite in float16"):
+            cache.write("a", bad, torch.zeros(SHAPES[1]), {}, 1, 1.0)
     assert not cache.entry_path("a").exists()
+
+
+def test_entry_with_malformed_metadata_counts_as_broken(tmp_path):
+    from safetensors.torch import save_file
+
+    cache = _cache(tmp_path)
+    save_file({"video": torch.zeros(SHAPES[0]), "audio": torch.zeros(SHAPES[1])}, str(cache.entry_path("x")),
+              metadata={"fingerprint": cache.fingerprint, "record": "{not json"})
+    assert not cache.has("x") and cache.scan()[1] == [cache.entry_path("x")]
+
+
+def test_a_non_empty_folder_without_manifest_is_not_adopted(tmp_path):
+    (tmp_path / "Actor_01").mkdir()
+    with pytest.raises(CacheError, match="not empty and holds no manifest.json"):
+        _cache(tmp_path)
+    assert not (tmp_path / "manifest.json").exists()
 
 
 def test_open_refuses_a_folder_that_is_not_a_cache(tmp_path):

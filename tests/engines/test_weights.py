@@ -8,7 +8,7 @@ import torchvision
 
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video
 from avemo.engines.resnet3d import resnet3d
-from avemo.engines.weights import HARA_2017, HARA_2020, WeightsError, sha256_file
+from avemo.engines.weights import WeightsError, sha256_file
 from tests.engines.reference import hara_layer4
 
 
@@ -41,16 +41,24 @@ def save_hara(path: Path, arch: str, classes: int, release: int, conv1_t_size: i
     return state
 
 
+# Written out here, not imported: a wrong constant in avemo must fail these tests.
+ACTIVITYNET_0_255 = ("hara2017", 1.0, (114.7748, 107.7354, 99.4750), (1.0, 1.0, 1.0))
+KINETICS_0_1 = ("hara2020", 1 / 255, (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("release, classes, norm", [(2017, 400, HARA_2017), (2020, 700, HARA_2020)])
+@pytest.mark.parametrize("release, classes, norm", [(2017, 400, ACTIVITYNET_0_255), (2020, 700, KINETICS_0_1)])
 def test_full_size_hara_r3d101_loads_strictly_and_matches_reference_forward(tmp_path, release, classes, norm):
     path = tmp_path / "resnet-101-kinetics.pth"
     state = save_hara(path, "r3d101", classes, release)
     video, info = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d101"))
-    assert info.release == norm.name and info.num_classes == classes and info.sha256 == sha256_file(path)
+    name, scale, mean, std = norm
+    assert info.release == name and info.num_classes == classes and info.sha256 == sha256_file(path)
     assert not video.training and not any(p.requires_grad for p in video.parameters())
     pixels = torch.randint(0, 256, (1, 3, 16, 112, 112), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    normalised = (pixels.float() * norm.scale - torch.tensor(norm.mean).view(1, 3, 1, 1, 1)) / torch.tensor(norm.std).view(1, 3, 1, 1, 1)
+    normalised = (pixels.double() * scale - torch.tensor(mean, dtype=torch.double).view(1, 3, 1, 1, 1)) \
+        / torch.tensor(std, dtype=torch.double).view(1, 3, 1, 1, 1)
+    normalised = normalised.float()
     with torch.inference_mode():
         ours = video(pixels)
         reference = hara_layer4(state, normalised, [3, 4, 23, 3], bottleneck=True)
@@ -67,6 +75,18 @@ def test_stem_temporal_kernel_is_read_from_the_checkpoint(tmp_path):
     with torch.inference_mode():
         reference = hara_layer4(state, video.normalize(pixels), [2, 2, 2, 2], bottleneck=False)
         torch.testing.assert_close(video(pixels), reference.flatten(2), rtol=1e-4, atol=1e-4)
+
+
+def test_a_2017_lineage_fine_tune_keeps_the_2017_normalisation(tmp_path):
+    path = tmp_path / "resnet-18-ucf101.pth"  # 101 classes, saved like the 2017 release (no BN counters)
+    save_hara(path, "r3d18", 101, 2017)
+    video, info = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d18"))
+    assert info.release == "hara2017" and video.normalization.mean == ACTIVITYNET_0_255[2]
+    forced, _ = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d18",
+                                           video_normalization="hara2020"))
+    assert forced.normalization.std == KINETICS_0_1[3]
+    with pytest.raises(WeightsError, match="unknown video normalisation"):
+        build_video(BackboneConfig(video_weights=str(path), video_arch="r3d18", video_normalization="imagenet"))
 
 
 def test_checkpoint_of_another_depth_is_refused_by_key(tmp_path):
@@ -139,6 +159,16 @@ def test_torchvision_resnet18_file_loads_and_matches_torchvision_forward(tmp_pat
     with torch.inference_mode():
         expected = net.eval()(segments.unsqueeze(1).repeat(1, 3, 1, 1))
         torch.testing.assert_close(audio(segments), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), cached)
+    _, info = build_audio(BackboneConfig(audio_weights="imagenet"))
+    assert info.release == "torchvision-imagenet" and info.source == str(cached)
+    assert info.sha256 == sha256_file(cached)
 
 
 def test_audio_weights_of_another_resnet_are_refused(tmp_path):

@@ -42,13 +42,19 @@ def test_segments_are_centred_on_their_snippets_and_padded_with_silence():
     assert (segs[2, :, -5:] == spec.min()).all()  # past the end of the clip
 
 
-def test_soundtrack_is_resampled_mono_and_aligned_with_the_first_frame(tmp_path):
+@pytest.mark.parametrize("audio_start", [0.0, 0.5])
+def test_soundtrack_is_resampled_mono_and_aligned_with_the_first_frame(tmp_path, audio_start):
     rate = 48000
     audio = np.zeros(2 * rate, np.float32)
     audio[rate:rate + rate // 10] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate // 10) / rate)
-    clip = solid_clip(tmp_path / "beep.mp4", (10, 10, 10), seconds=2.0, audio=audio)
+    clip = solid_clip(tmp_path / "beep.mp4", (10, 10, 10), seconds=2.0, audio=audio, audio_start=audio_start)
     decoded = decode_clip(clip, VideoConfig(size=32, resize=32), 16000)
     assert decoded.sample_rate == 16000 and decoded.samples.ndim == 1
-    assert len(decoded.samples) == pytest.approx(32000, abs=1200)
+    assert len(decoded.samples) == pytest.approx(32000 + audio_start * 16000, abs=1200)
     onset = int(np.argmax(np.abs(decoded.samples) > 0.1))
-    assert onset == pytest.approx(16000, abs=160)  # within 10 ms of 1.0 s
+    assert onset == pytest.approx((1.0 + audio_start) * 16000, abs=160)  # within 10 ms of the beep's time
+
+
+def test_too_short_soundtrack_is_a_clear_error():
+    with pytest.raises(ValueError, match="soundtrack too short"):
+        log_spectrogram(torch.zeros(100), AudioConfig())

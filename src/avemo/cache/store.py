@@ -111,6 +111,9 @@ class FeatureCache:
             cache.clips_dir.mkdir(exist_ok=True)
             cache._remove_stale_temporaries()
             return cache
+        if root.is_dir() and any(root.iterdir()):
+            raise CacheError(f"{root}: folder exists, is not empty and holds no manifest.json, so it is not an "
+                             "avemo cache; choose a new or empty --cache folder")
         root.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
@@ -146,8 +149,11 @@ class FeatureCache:
             return None
         if meta.get("fingerprint") != self.fingerprint or keys != {"video", "audio"}:
             return None
-        entry = json.loads(meta["record"])
-        entry.update(frame_count=int(meta["frame_count"]), duration=float(meta["duration"]))
+        try:
+            entry = json.loads(meta["record"])
+            entry.update(frame_count=int(meta["frame_count"]), duration=float(meta["duration"]))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
         return entry
 
     def has(self, clip_id: str) -> bool:
@@ -160,10 +166,11 @@ class FeatureCache:
         if list(video.shape) != self.manifest["video_shape"] or list(audio.shape) != self.manifest["audio_shape"]:
             raise CacheError(f"{self.root}: entry {clip_id} has shapes {tuple(video.shape)}, {tuple(audio.shape)}; "
                              f"the cache holds {self.manifest['video_shape']}, {self.manifest['audio_shape']}")
-        if not (torch.isfinite(video).all() and torch.isfinite(audio).all()):
-            raise CacheError(f"{clip_id}: features are not finite; not written")
         dtype = getattr(torch, self.manifest["dtype"])
         tensors = {"video": video.to(dtype).contiguous(), "audio": audio.to(dtype).contiguous()}
+        if not all(torch.isfinite(t).all() for t in tensors.values()):  # after the cast: float16 overflows
+            raise CacheError(f"{clip_id}: features are not finite in {self.manifest['dtype']}; not written "
+                             "(extract with --dtype float32 if the weights produce values above 65504)")
         meta = {"fingerprint": self.fingerprint, "record": json.dumps(record), "frame_count": str(frame_count),
                 "duration": f"{duration:.4f}"}
         _atomic_write(self.entry_path(clip_id), save(tensors, metadata=meta))
@@ -189,14 +196,14 @@ class FeatureCache:
         return entries
 
     def index(self) -> list[dict[str, Any]]:
-        """The index's entries, rebuilt when missing, from another fingerprint, or out of date."""
+        """The entries of ``index.json``, or of a scan when the index is missing or out of date (read only)."""
         path = self.root / "index.json"
-        if path.is_file():
-            try:
-                index = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                index = {}
-            on_disk = {p.stem for p in self.clips_dir.glob(f"*{SUFFIX}")}
-            if index.get("fingerprint") == self.fingerprint and {e["clip_id"] for e in index["entries"]} == on_disk:
-                return index["entries"]
-        return self.write_index()
+        entries, _ = self.scan()
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return entries
+        listed = [e.get("clip_id") for e in index.get("entries", [])]
+        if index.get("fingerprint") == self.fingerprint and listed == [e["clip_id"] for e in entries]:
+            return index["entries"]
+        return entries

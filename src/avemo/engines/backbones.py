@@ -98,7 +98,14 @@ def calibrate_batchnorm(net: nn.Module, example_shape: tuple[int, ...]) -> nn.Mo
 
 
 def build_video(config: BackboneConfig) -> tuple[VideoFeatures, WeightsInfo]:
-    """The video extractor with its weights loaded strictly (or seeded random weights, loudly)."""
+    """The video extractor with its weights loaded strictly (or seeded random weights, loudly).
+
+    The normalisation follows the release: 2017 files (400 classes, or saved without BatchNorm counters as
+    PyTorch 0.3 did) get 0-255 minus the ActivityNet mean, the others the 2020 0-1 mean/std.
+    """
+    if config.video_normalization != "auto" and config.video_normalization not in NORMALIZATIONS:
+        raise WeightsError(f"unknown video normalisation {config.video_normalization!r}; choose auto, "
+                           + ", ".join(NORMALIZATIONS))
     if config.video_weights == RANDOM:
         warn_random("VIDEO")
         net = calibrate_batchnorm(_seeded(lambda: resnet3d(config.video_arch)), (2, 3, 16, 64, 64))
@@ -111,15 +118,14 @@ def build_video(config: BackboneConfig) -> tuple[VideoFeatures, WeightsInfo]:
             raise WeightsError(f"{path}: not a 3D ResNet checkpoint (no 5-D conv1.weight / fc.weight); "
                                f"{VIDEO_HINT}")
         classes = state["fc.weight"].shape[0]
+        # The 2017 release was saved by PyTorch 0.3 (no BatchNorm counters) and has 400 classes.
+        from_2017 = classes == HARA_2017_CLASSES or not any(k.endswith("num_batches_tracked") for k in state)
         net = resnet3d(config.video_arch, num_classes=classes, conv1_t_size=state["conv1.weight"].shape[2])
         load_strict(net, state, path, f"Hara {config.video_arch}")
-        release = HARA_2017 if classes == HARA_2017_CLASSES else HARA_2020
+        release = HARA_2017 if from_2017 else HARA_2020
         normalization = release
         info = WeightsInfo(str(path), sha256_file(path), release.name, classes)
     if config.video_normalization != "auto":
-        if config.video_normalization not in NORMALIZATIONS:
-            raise WeightsError(f"unknown video normalisation {config.video_normalization!r}; choose auto, "
-                               + ", ".join(NORMALIZATIONS))
         normalization = NORMALIZATIONS[config.video_normalization]
     return VideoFeatures(net, normalization).eval().requires_grad_(False), info
 
@@ -130,7 +136,10 @@ def _imagenet_file() -> Path:
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not path.is_file():
         try:
-            torch.hub.download_url_to_file(weights.url, str(path), progress=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # the file name carries the first hex digits of its sha256, as torchvision checks it
+            torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=path.stem.rsplit("-", 1)[-1],
+                                           progress=True)
         except Exception as err:  # noqa: BLE001 - any network failure means the same to the user
             raise WeightsError(f"{weights.url}: cannot download the ImageNet ResNet-18 ({type(err).__name__}); "
                                f"fetch {path.name} elsewhere and pass --audio-weights FILE") from None
@@ -156,9 +165,9 @@ def build_audio(config: BackboneConfig) -> tuple[AudioFeatures, WeightsInfo]:
 def describe(config: BackboneConfig, video: VideoFeatures, video_info: WeightsInfo,
              audio_info: WeightsInfo) -> dict:
     """Everything about the backbones that determines the features (goes into the cache fingerprint)."""
-    return {
-        "video": {"arch": config.video_arch, "weights_sha256": video_info.sha256, "release": video_info.release,
+    return {  # the file hash, not how the file was named on the command line
+        "video": {"arch": config.video_arch, "weights_sha256": video_info.sha256,
                   "normalization": asdict(video.normalization)},
-        "audio": {"arch": "resnet18", "weights_sha256": audio_info.sha256, "release": audio_info.release,
+        "audio": {"arch": "resnet18", "weights_sha256": audio_info.sha256,
                   "input": "per-clip z-scored log spectrogram, 1 channel repeated to 3"},
     }

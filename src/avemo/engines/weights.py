@@ -46,9 +46,9 @@ RANDOM_SEED = 0  # random weights are seeded so that a resumed extraction stays 
 
 @dataclass(frozen=True)
 class WeightsInfo:
-    """What the fingerprint of a cache records about the weights used."""
+    """Where weights came from; the cache fingerprint takes ``sha256`` (the rest is for people)."""
 
-    source: str  # a file path, "random" or "imagenet"
+    source: str  # a file path, or "random"
     sha256: str  # of the file; "random-seed-0" for random weights
     release: str  # hara2017 | hara2020 | torchvision-imagenet | random | state-dict
     num_classes: int

@@ -51,8 +51,8 @@ def log_spectrogram(samples: torch.Tensor, config: AudioConfig) -> torch.Tensor:
     one FFT). Power is floored ``top_db`` below the clip's peak so digital silence cannot dominate the
     statistics. Works on whatever device ``samples`` is on.
     """
-    if samples.numel() == 0:
-        raise ValueError("empty soundtrack")
+    if samples.numel() <= config.n_fft // 2:  # torch.stft's reflection padding needs this much
+        raise ValueError(f"soundtrack too short ({samples.numel()} samples at {config.sample_rate} Hz)")
     window = torch.hamming_window(config.win_length, periodic=False, device=samples.device)
     spec = torch.stft(samples.float(), n_fft=config.n_fft, hop_length=config.hop_length,
                       win_length=config.win_length, window=window, center=True, return_complex=True)

@@ -24,7 +24,7 @@ class ClipError(Exception):
     """A clip that cannot be used; ``reason`` is short and stable (for counting), ``hint`` says what to do."""
 
     def __init__(self, path: Path, reason: str, hint: str = "") -> None:
-        self.path, self.reason, self.hint = path, reason, hint
+        self.path, self.reason, self.hint = path, reason, " ".join(hint.split())  # one line, always
         super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
 
     def __reduce__(self):  # travels back from decoding worker processes
@@ -48,7 +48,7 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
-        raise ClipError(path, "cannot open as a video (corrupt or truncated)",
+        raise ClipError(path, "cannot open (corrupt, truncated or not a media file)",
                         f"copy the clip again from the original archive [{_why(err)}]") from err
 
 
@@ -75,31 +75,48 @@ def decode_audio_file(path: Path, sample_rate: int) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
+TRUNCATED_HINT = "copy the clip again from the original archive"
+# Decoded frames may fall short of the declared duration by 10% plus 0.25 s (container durations include
+# audio and muxing slack); a truncated clip misses more.
+SHORTFALL = (0.1, 0.25)
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else None
+
+
 def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
                 audio_path: Path | None = None) -> DecodedClip:
-    """Decode ``path`` once; the soundtrack comes from the clip itself, else from ``audio_path``."""
+    """Decode ``path`` once; the soundtrack comes from the clip itself, else from ``audio_path``.
+
+    Raises ``ClipError`` for files that cannot be used, including truncated ones: a damaged tail is
+    tolerated only while the decoded frames still span nearly all of the declared duration.
+    """
     with _open(path) as container:
         if not container.streams.video:
-            raise ClipError(path, "no video stream")
+            raise ClipError(path, "no video stream (or the file is truncated)", TRUNCATED_HINT)
         vstream = container.streams.video[0]
         if vstream.codec_context is None or not vstream.codec_context.width:
-            raise ClipError(path, "unreadable video stream (corrupt or truncated)",
-                            "copy the clip again from the original archive")
+            raise ClipError(path, "unreadable video stream (corrupt or truncated)", TRUNCATED_HINT)
         vstream.thread_type = "AUTO"
         astream = container.streams.audio[0] if container.streams.audio else None
         if astream is None and audio_path is None:
-            raise ClipError(path, "no audio track", "avemo needs the clip's soundtrack; use the audio-video "
-                            "(modality 01) file, or place a WAV with the same name beside it")
+            raise ClipError(path, "no audio track (or the file is truncated)",
+                            "avemo needs the clip's soundtrack: if the clip has sound, copy it again; otherwise "
+                            "use the audio-video (modality 01) file, or put a WAV with the same name beside it")
         width, height = video.scaled_size(vstream.codec_context.width, vstream.codec_context.height)
         rate = float(vstream.average_rate or 30)
+        declared = _declared_duration(container, vstream)
         frames: list[np.ndarray] = []
         times: list[float] = []
         chunks: list[np.ndarray] = []
         audio_start: float | None = None
         resampler = _resampler(sample_rate)
-        streams = [s for s in (vstream, astream) if s is not None]
+        damage = ""
         try:
-            for packet in container.demux(*streams):
+            for packet in container.demux(*[s for s in (vstream, astream) if s is not None]):
                 for frame in packet.decode():
                     if isinstance(frame, av.VideoFrame):
                         times.append(frame.time if frame.time is not None else len(times) / rate)
@@ -109,29 +126,32 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
                             audio_start = frame.time
                         _collect(resampler.resample(frame), chunks)
         except av.error.FFmpegError as err:
-            if len(frames) < 2:  # keep a clip whose tail is damaged, refuse one with nothing usable
-                raise ClipError(path, "decoding failed (corrupt or truncated)",
-                                f"copy the clip again from the original archive [{_why(err)}]") from err
+            damage = _why(err)
         if astream is not None:
             _collect(resampler.resample(None), chunks)
     if not frames:
-        raise ClipError(path, "no video frames decoded (corrupt or truncated)",
-                        "copy the clip again from the original archive")
+        raise ClipError(path, "no video frames decoded (corrupt or truncated)", TRUNCATED_HINT)
     order = np.argsort(times, kind="stable")
     t = np.asarray(times, dtype=np.float64)[order]
     t0 = float(t[0])
     t -= t0
     step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / rate
     duration = float(t[-1] + step)
-    if astream is not None:
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if declared and declared - duration > SHORTFALL[0] * declared + SHORTFALL[1]:
+        raise ClipError(path, "truncated or corrupt (frames end early)",
+                        f"decoded {duration:.2f} s of {declared:.2f} s; {TRUNCATED_HINT}"
+                        + (f" [{damage}]" if damage else ""))
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if samples.size:
         # Align sample 0 with the first video frame (AAC priming and muxer offsets shift the audio).
         shift = round(((audio_start if audio_start is not None else t0) - t0) * sample_rate)
         samples = np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
+    elif audio_path is not None:
+        samples = decode_audio_file(audio_path, sample_rate)
+        if samples.size == 0:
+            raise ClipError(audio_path, "empty soundtrack", "the WAV holds no samples")
     else:
-        samples = decode_audio_file(audio_path, sample_rate)  # type: ignore[arg-type]
-    if samples.size == 0:
-        raise ClipError(audio_path or path, "empty soundtrack", "the audio track holds no samples")
+        raise ClipError(path, "empty soundtrack", "the audio track holds no samples")
     frames_arr = np.stack([frames[i] for i in order])
     return DecodedClip(frames=frames_arr, times=t, duration=duration, samples=samples.astype(np.float32),
                        sample_rate=sample_rate)

@@ -70,7 +70,7 @@ class ClipDataset(Dataset):
             return FailedClip(record, err)
         except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not stop the batch
             return FailedClip(record, ClipError(record.path, "unexpected decoding error",
-                                                f"{type(err).__name__}: {err}"))
+                                                f"{type(err).__name__}: {err}; please report it"))
 
 
 def keep_as_list(batch: list) -> list:

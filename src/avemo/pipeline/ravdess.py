@@ -94,7 +94,7 @@ def discover(root: Path, vocal_channels: tuple[str, ...] = ("speech", "song")) -
             skipped.append(Skipped(path, reason, "only audio-video (01) clips are used"))
             continue
         if path.suffix.lower() == ".wav":
-            skipped.append(Skipped(path, "unparseable name", "modality 01 names a video, not a WAV"))
+            skipped.append(Skipped(path, "audio file with an audio-video name", "modality 01 names an mp4"))
             continue
         record = record_from_name(path, name)
         if record.vocal_channel not in vocal_channels:

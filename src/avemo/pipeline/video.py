@@ -50,8 +50,8 @@ def sample_indices(times: np.ndarray, duration: float, snippets: int, frames: in
     """
     if len(times) == 0:
         raise ValueError("no frames")
-    offsets = (np.arange(frames) + 0.5) / frames
-    instants = (np.arange(snippets)[:, None] + offsets[None, :]) * (duration / snippets)
+    start, end = snippet_windows(duration, snippets).T
+    instants = start[:, None] + (end - start)[:, None] * ((np.arange(frames) + 0.5) / frames)[None, :]
     index = np.searchsorted(times, instants, side="right") - 1
     return index.clip(0, len(times) - 1)
 
