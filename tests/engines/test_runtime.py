@@ -19,9 +19,13 @@ def test_features_do_not_depend_on_batch_company_or_splitting(nets):
     split = TorchBackend(video, audio, torch.device("cpu"), max_batch=2)
     v, a = whole.video(snippets), whole.audio(segments)
     assert v.shape == (5, 512, 1) and a.shape == (5, 512) and not v.requires_grad
-    torch.testing.assert_close(split.video(snippets), v, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(whole.video(snippets[3:4]), v[3:4], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(split.audio(segments), a, rtol=1e-5, atol=1e-5)
+    # oneDNN picks kernels by batch size, so expect float rounding (~1e-5); batch statistics would move
+    # features by O(1).
+    tol = dict(rtol=1e-4, atol=1e-4 * v.abs().max().item())
+    torch.testing.assert_close(split.video(snippets), v, **tol)
+    torch.testing.assert_close(whole.video(snippets[3:4]), v[3:4], **tol)
+    torch.testing.assert_close(split.audio(segments), a, rtol=1e-4, atol=1e-4)
+    assert (whole.video(snippets[:1]) - v[:1]).abs().max() < 1e-3 * v.abs().max()
 
 
 def test_full_size_backbones_give_the_paper_shapes():
