@@ -25,7 +25,6 @@ def test_features_do_not_depend_on_batch_company_or_splitting(nets):
     torch.testing.assert_close(split.video(snippets), v, **tol)
     torch.testing.assert_close(whole.video(snippets[3:4]), v[3:4], **tol)
     torch.testing.assert_close(split.audio(segments), a, rtol=1e-4, atol=1e-4)
-    assert (whole.video(snippets[:1]) - v[:1]).abs().max() < 1e-3 * v.abs().max()
 
 
 def test_full_size_backbones_give_the_paper_shapes():
