@@ -18,7 +18,7 @@ from typing import Callable
 import av
 import numpy as np
 
-from avemo.pipeline.clips import EMOTIONS
+from avemo.emotions import EMOTIONS
 
 
 @dataclass(frozen=True)

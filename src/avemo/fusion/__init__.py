@@ -1,1 +1,1 @@
-"""The trainable attention fusion model, its losses and its training loop (not built yet)."""
+"""The trainable attention fusion model, its metric losses, actor-independent splits and the training loop."""

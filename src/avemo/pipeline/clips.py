@@ -6,18 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# RAVDESS order; CREMA-D uses a subset. The index in this tuple is the label id everywhere in avemo.
-EMOTIONS: tuple[str, ...] = (
-    "neutral",
-    "calm",
-    "happy",
-    "sad",
-    "angry",
-    "fearful",
-    "disgust",
-    "surprised",
-)
-
+from avemo.emotions import EMOTIONS
 
 @dataclass(frozen=True)
 class ClipRecord:

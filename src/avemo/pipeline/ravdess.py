@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from avemo.pipeline.clips import EMOTIONS, ClipRecord, Discovery, Skipped
+from avemo.emotions import EMOTIONS
+from avemo.pipeline.clips import ClipRecord, Discovery, Skipped
 
 MODALITIES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}

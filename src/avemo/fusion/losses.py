@@ -1,0 +1,106 @@
+"""Deep-metric losses on a batch of embeddings, built from separate pieces (as pytorch-metric-learning does):
+a distance, a triplet miner, margins, and the losses that combine them.
+
+Both losses mine their triplets inside the batch from one forward pass (the seed ran three forward passes
+per triplet). For embeddings ``e`` (L2-normalised), labels ``y`` and the valid triplets
+``T = {(a, p, n): y_a = y_p, a != p, y_n != y_a}``:
+
+``TripletMarginLoss`` (the seed's loss, kept for comparison)::
+
+    L = mean_{(a,p,n) in T} max(0, d(a,p) - d(a,n) + m)
+
+``EmotionMetricLoss`` (the paper's "classification loss with an emotional metric constraint", the default)::
+
+    L = CE(logits, y) + lambda * mean_{(a,p,n) in T+} max(0, d(a,p) - d(a,n) + m(y_a, y_n))
+    m(i, j) = m0 + m1 * D_VA(i, j) / max D_VA
+
+where ``D_VA`` is the distance of the two emotions in valence-arousal space (``avemo.emotions``) and ``T+``
+the triplets that still violate their margin (averaging over active triplets only keeps the term from
+fading as most triplets become easy). Emotions close in meaning (calm, neutral) only need to be ``m0``
+apart; distant ones (angry, calm) up to ``m0 + m1``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avemo.emotions import EMOTIONS, semantic_distance
+
+
+def pairwise_distance(embeddings: torch.Tensor) -> torch.Tensor:
+    """(B, B) Euclidean distances; for unit vectors this is sqrt(2 - 2 cos)."""
+    return torch.cdist(embeddings, embeddings).clamp_min(0)
+
+
+def mine_triplets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index tensors (anchor, positive, negative) of every valid triplet in the batch.
+
+    The positive shares the anchor's label and is never the anchor itself; the negative has another label.
+    """
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive = same & ~eye
+    valid = positive[:, :, None] & ~same[:, None, :]  # valid[a, p, n]
+    return valid.nonzero(as_tuple=True)
+
+
+def semantic_margins(base: float, scale: float, device: torch.device | None = None) -> torch.Tensor:
+    """(8, 8) margins m(i, j) = base + scale * D_VA(i, j) / max D_VA over the emotion vocabulary."""
+    d = torch.tensor([[semantic_distance(a, b) for b in EMOTIONS] for a in EMOTIONS], device=device)
+    return base + scale * d / d.max()
+
+
+class TripletMarginLoss(nn.Module):
+    """The seed's plain triplet margin loss, over all valid triplets of the batch."""
+
+    def __init__(self, margin: float = 0.2) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        a, p, n = mine_triplets(labels)
+        if len(a) == 0:
+            zero = embeddings.sum() * 0
+            return {"loss": zero, "metric": zero, "active_triplets": zero.detach()}
+        d = pairwise_distance(embeddings)
+        losses = F.relu(d[a, p] - d[a, n] + self.margin)
+        return {"loss": losses.mean(), "metric": losses.mean().detach(),
+                "active_triplets": (losses > 0).float().mean().detach()}
+
+
+class EmotionMetricLoss(nn.Module):
+    """Cross-entropy plus a triplet term whose margin grows with the semantic distance of the emotions."""
+
+    def __init__(self, weight: float = 1.0, margin_base: float = 0.1, margin_scale: float = 0.4) -> None:
+        super().__init__()
+        self.weight = weight
+        self.register_buffer("margins", semantic_margins(margin_base, margin_scale))
+
+    def forward(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        ce = F.cross_entropy(logits, labels)
+        a, p, n = mine_triplets(labels)
+        metric = embeddings.sum() * 0
+        active = metric.detach()
+        if len(a):
+            d = pairwise_distance(embeddings)
+            losses = F.relu(d[a, p] - d[a, n] + self.margins[labels[a], labels[n]])
+            violated = losses > 0
+            active = violated.float().mean().detach()
+            if violated.any():
+                metric = losses[violated].mean()
+        return {"loss": ce + self.weight * metric, "ce": ce.detach(), "metric": metric.detach(),
+                "active_triplets": active}
+
+
+LOSSES = ("emotion-metric", "triplet")
+
+
+def build_loss(name: str, margin: float, weight: float, margin_scale: float) -> nn.Module:
+    """The loss called ``name``: ``emotion-metric`` (default) or the seed's ``triplet``."""
+    if name == "emotion-metric":
+        return EmotionMetricLoss(weight=weight, margin_base=margin, margin_scale=margin_scale)
+    if name == "triplet":
+        return TripletMarginLoss(margin=margin)
+    raise ValueError(f"unknown loss {name!r}; choose {' or '.join(LOSSES)}")

@@ -1,0 +1,71 @@
+"""A training run over folds: the folds chosen, the configuration written, each fold trained."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from avemo.fusion.data import FeatureSet
+from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, RANDOM_CLIPS, Fold, actor_folds, folds_from_groups,
+                                 random_clip_split, write_splits)
+from avemo.fusion.train import FoldResult, TrainConfig, train_fold
+
+
+def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
+    """The folds the configuration asks for, restricted to ``config.folds`` when given."""
+    if config.protocol == RANDOM_CLIPS:
+        warnings.warn(LEAKAGE_WARNING, UserWarning, stacklevel=2)
+        folds = [random_clip_split(len(data), config.seed)]
+    elif config.protocol != "actors":
+        raise ValueError(f"unknown protocol {config.protocol!r}; choose actors or {RANDOM_CLIPS}")
+    elif config.actor_folds:
+        folds = folds_from_groups(data.actors, [(f["test"], f["val"]) for f in config.actor_folds])
+    else:
+        folds = actor_folds(data.actors, config.n_folds or DEFAULT_FOLDS.get(data.dataset, 5))
+    if config.folds:
+        missing = [k for k in config.folds if not 1 <= k <= len(folds)]
+        if missing:
+            raise ValueError(f"folds {missing} do not exist; there are {len(folds)}")
+        folds = [folds[k - 1] for k in config.folds]
+    for fold in folds:
+        if not fold.train or not fold.val or not fold.test:
+            raise ValueError(f"{fold.name}: a split is empty (train {len(fold.train)}, validation {len(fold.val)}, "
+                             f"test {len(fold.test)} clips)")
+    return folds
+
+
+def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Path) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    record = {"train": config.to_dict(), "cache": str(cache), "dataset": data.dataset,
+              "cache_fingerprint": data.manifest["fingerprint"], "cache_inputs": data.manifest["inputs"],
+              "cache_dtype": data.manifest["dtype"], "classes": data.classes}
+    path = run / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(record)):
+            raise ValueError(f"{run}: holds a run with other settings or another cache; choose a new --run folder")
+    path.write_text(json.dumps(record, indent=1))
+
+
+def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
+              on_fold: Callable[[Fold], None] | None = None,
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[FoldResult]:
+    """Load the cache once, then train every selected fold into ``run/<fold>/``."""
+    data = FeatureSet.load(cache)
+    snippets, channels, positions = data.video.shape[1:]
+    config.model = replace(config.model, snippets=snippets, video_channels=channels, video_positions=positions,
+                           audio_channels=data.audio.shape[2])  # the model takes the shapes of its cache
+    folds = make_folds(data, config)
+    if not resume and (run / "config.json").exists():
+        raise ValueError(f"{run}: already holds a run; pass --resume to continue it or choose a new --run folder")
+    write_run_config(run, config, data, cache)
+    write_splits(run / "splits.json", folds, data.clip_ids)
+    results = []
+    for fold in folds:
+        if on_fold is not None:
+            on_fold(fold)
+        results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
+    return results

@@ -1,0 +1,81 @@
+"""Actor-independent folds (and the seed's random clip split, only as a labelled comparison).
+
+RAVDESS: 6 folds of 4 consecutive actors; CREMA-D: 5 folds of consecutive actor ids. In fold k the test
+actors are group k, the validation actors (early stopping) group k+1, and training uses every other group,
+so no actor appears in two roles. Explicit actor lists can replace the groups.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_FOLDS = {"ravdess": 6, "cremad": 5}
+RANDOM_CLIPS = "random-clips"
+LEAKAGE_WARNING = ("seed's random clip split: the same actors appear in training and test, so scores are "
+                   "not comparable with actor-independent results")
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    train: list[int]  # clip indices
+    val: list[int]
+    test: list[int]
+    test_actors: list[int] = field(default_factory=list)
+    val_actors: list[int] = field(default_factory=list)
+    train_actors: list[int] = field(default_factory=list)
+    protocol: str = "actors"
+
+
+def actor_groups(actors: list[int], n_folds: int) -> list[list[int]]:
+    """Sorted actors cut into ``n_folds`` groups of consecutive ids (sizes differ by at most one)."""
+    unique = sorted(set(actors))
+    if n_folds < 3 or n_folds > len(unique):
+        raise ValueError(f"{n_folds} folds need at least {max(n_folds, 3)} actors and 3 folds (test, validation, "
+                         f"training); the data has {len(unique)} actors")
+    return [list(map(int, g)) for g in np.array_split(unique, n_folds)]
+
+
+def folds_from_groups(actors: np.ndarray, test_val: list[tuple[list[int], list[int]]]) -> list[Fold]:
+    """Folds from (test actors, validation actors) pairs; everyone else trains."""
+    folds = []
+    for k, (test, val) in enumerate(test_val, start=1):
+        if set(test) & set(val):
+            raise ValueError(f"fold {k}: actors {sorted(set(test) & set(val))} are both test and validation")
+        train = sorted(set(actors.tolist()) - set(test) - set(val))
+        folds.append(Fold(
+            name=f"fold_{k}",
+            train=np.flatnonzero(np.isin(actors, train)).tolist(),
+            val=np.flatnonzero(np.isin(actors, val)).tolist(),
+            test=np.flatnonzero(np.isin(actors, test)).tolist(),
+            test_actors=sorted(test), val_actors=sorted(val), train_actors=train,
+        ))
+    return folds
+
+
+def actor_folds(actors: np.ndarray, n_folds: int) -> list[Fold]:
+    """Fold k tests group k and validates on group k + 1 (cyclically)."""
+    groups = actor_groups(actors.tolist(), n_folds)
+    return folds_from_groups(actors, [(groups[k], groups[(k + 1) % n_folds]) for k in range(n_folds)])
+
+
+def random_clip_split(n_clips: int, seed: int, test_fraction: float = 0.1) -> Fold:
+    """The seed's protocol: a random 90/10 clip split (10% of training held out for early stopping)."""
+    order = np.random.default_rng(seed).permutation(n_clips)
+    n_test = max(1, round(n_clips * test_fraction))
+    test, rest = order[:n_test], order[n_test:]
+    n_val = max(1, round(len(rest) * test_fraction))
+    return Fold(name="random_clips", train=sorted(rest[n_val:].tolist()), val=sorted(rest[:n_val].tolist()),
+                test=sorted(test.tolist()), protocol=RANDOM_CLIPS)
+
+
+def write_splits(path: Path, folds: list[Fold], clip_ids: list[str]) -> None:
+    """Record every fold's actors and clip ids, so a run says exactly what it was tested on."""
+    data = [{**{k: v for k, v in asdict(f).items() if k not in ("train", "val", "test")},
+             **{part: [clip_ids[i] for i in getattr(f, part)] for part in ("train", "val", "test")}}
+            for f in folds]
+    path.write_text(json.dumps(data, indent=1))

@@ -1,0 +1,219 @@
+"""Training of the fusion model on cached features, one fold at a time.
+
+A run directory holds everything a run produced::
+
+    RUN/config.json      the TrainConfig (file + CLI overrides) and the cache's fingerprint and inputs
+    RUN/splits.json      actors and clip ids of every fold
+    RUN/fold_k/last.pt   checkpoint after every epoch (model, optimiser, scheduler, epoch, RNG, metrics)
+    RUN/fold_k/best.pt   the best epoch's weights on the validation actors, with class centroids
+    RUN/fold_k/predictions.npz   test-actor labels, probabilities, embeddings, centroid predictions
+    RUN/fold_k/tensorboard/      scalars: loss terms, accuracy, UAR, learning rate
+
+Checkpoints are written atomically and read with ``weights_only=True``. A resumed fold continues exactly
+where it stopped: data order is drawn from (seed, epoch) and the RNG state is restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from avemo.fusion.data import FeatureSet
+from avemo.fusion.losses import build_loss
+from avemo.fusion.model import FusionConfig, FusionModel
+from avemo.fusion.splits import Fold
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved into the run as ``config.json``."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_epochs: int = 3
+    patience: int = 15  # epochs without a better validation UAR before stopping
+    loss: str = "emotion-metric"  # or "triplet" (the seed's)
+    metric_weight: float = 1.0
+    margin: float = 0.1  # m0, and the triplet loss's margin
+    margin_scale: float = 0.4  # m1: extra margin for the most distant emotions
+    seed: int = 0
+    protocol: str = "actors"  # or "random-clips" (the seed's leaky split, for comparison only)
+    n_folds: int | None = None  # default: 6 for RAVDESS, 5 for CREMA-D
+    folds: list[int] | None = None  # 1-based folds to run; default all
+    actor_folds: list[dict[str, list[int]]] | None = None  # explicit [{"test": [...], "val": [...]}, ...]
+    model: FusionConfig = field(default_factory=FusionConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a (TOML or JSON) mapping; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        model = data.pop("model", {})
+        unknown_model = set(model) - {f.name for f in fields(FusionConfig)}
+        if unknown_model:
+            raise ValueError(f"unknown model settings: {', '.join(sorted(unknown_model))}")
+        return cls(**data, model=FusionConfig(**model))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FoldResult:
+    name: str
+    best_epoch: int
+    best_val_uar: float
+    epochs_run: int
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up, then cosine decay to zero."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def embed(model: FusionModel, data: FeatureSet, index: list[int], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, logits) of the clips at ``index``, in eval mode."""
+    model.eval()
+    outs = [model(data.video[chunk], data.audio[chunk]) for chunk in torch.tensor(index).split(batch_size)]
+    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+def class_centroids(embeddings: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """(classes, D) unit-length mean embedding per class (zeros for a class absent from training)."""
+    sums = torch.zeros(classes, embeddings.shape[1]).index_add_(0, labels, embeddings)
+    return torch.nn.functional.normalize(sums, dim=1)
+
+
+def predict_labels(embeddings: torch.Tensor, logits: torch.Tensor, centroids: torch.Tensor | None,
+                   classes: list[int], use_classifier: bool) -> torch.Tensor:
+    """Classifier argmax (restricted to the classes of the data) or nearest class centroid."""
+    allowed = torch.tensor(classes)
+    scores = logits[:, allowed] if use_classifier else (embeddings @ centroids.T)[:, allowed]
+    return allowed[scores.argmax(dim=1)]
+
+
+def uar(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    """Unweighted average recall (balanced accuracy) over the classes present in ``labels``."""
+    recalls = [(pred[labels == k] == k).float().mean().item() for k in labels.unique()]
+    return float(np.mean(recalls))
+
+
+def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, resume: bool = False,
+               on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FoldResult:
+    """Train one fold, keep the best epoch on the validation actors, write its test predictions."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    model = FusionModel(config.model)
+    loss_fn = build_loss(config.loss, config.margin, config.metric_weight, config.margin_scale)
+    use_classifier = config.loss != "triplet"  # a triplet-only model has an untrained classifier
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(fold.train) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch))
+    state: dict[str, Any] = {"epoch": 0, "best_uar": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
+                             "best_model": copy.deepcopy(model.state_dict())}
+    train_index = torch.tensor(fold.train)
+
+    last = out / "last.pt"
+    if resume and last.exists():
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        if checkpoint["config"] != config.to_dict():
+            raise ValueError(f"{last}: was trained with other settings; start a new --run or drop --resume")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        torch.set_rng_state(checkpoint["rng"])
+        state = checkpoint["state"]
+    writer = SummaryWriter(str(out / "tensorboard"), purge_step=state["epoch"] + 1)
+
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        if state["bad_epochs"] >= config.patience:
+            break
+        model.train()
+        order = train_index[torch.randperm(len(train_index), generator=torch.Generator().manual_seed(
+            config.seed * 100_003 + epoch))]
+        sums: dict[str, float] = {}
+        correct = 0
+        for batch in order.split(config.batch_size):
+            labels = data.labels[batch]
+            embeddings, logits = model(data.video[batch], data.audio[batch])
+            terms = loss_fn(embeddings, logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
+            correct += int((logits.argmax(1) == labels).sum())
+
+        centroids = None
+        if not use_classifier:  # only centroid predictions need the training embeddings
+            train_emb, _ = embed(model, data, fold.train)
+            centroids = class_centroids(train_emb, data.labels[fold.train], config.model.num_classes)
+        val_emb, val_logits = embed(model, data, fold.val)
+        val_labels = data.labels[fold.val]
+        val_pred = predict_labels(val_emb, val_logits, centroids, data.classes, use_classifier)
+        metrics = {f"train/{k}": v / len(fold.train) for k, v in sums.items()}
+        metrics.update({"train/accuracy": correct / len(fold.train), "lr": scheduler.get_last_lr()[0],
+                        "val/accuracy": float((val_pred == val_labels).float().mean()),
+                        "val/uar": uar(val_pred, val_labels)})
+        for key, value in metrics.items():
+            writer.add_scalar(key, value, epoch)
+        if metrics["val/uar"] > state["best_uar"]:
+            state.update(best_uar=metrics["val/uar"], best_epoch=epoch, bad_epochs=0,
+                         best_model=copy.deepcopy(model.state_dict()))
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        state["history"].append({"epoch": epoch, **metrics})
+        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "state": state,
+                      "config": config.to_dict()}, last)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+    writer.close()
+
+    model.load_state_dict(state["best_model"])
+    train_emb, _ = embed(model, data, fold.train)
+    centroids = class_centroids(train_emb, data.labels[fold.train], config.model.num_classes)
+    _save_atomic({"model": state["best_model"], "centroids": centroids, "config": config.to_dict(),
+                  "epoch": state["best_epoch"], "val_uar": state["best_uar"]}, out / "best.pt")
+    test_emb, test_logits = embed(model, data, fold.test)
+    np.savez(out / "predictions.npz",
+             clip_ids=np.array([data.clip_ids[i] for i in fold.test]),
+             actors=data.actors[fold.test], labels=data.labels[fold.test].numpy(),
+             probabilities=torch.softmax(test_logits, dim=1).numpy(), embeddings=test_emb.numpy(),
+             classifier_pred=predict_labels(test_emb, test_logits, centroids, data.classes, True).numpy(),
+             centroid_pred=predict_labels(test_emb, test_logits, centroids, data.classes, False).numpy(),
+             use_classifier=np.array(use_classifier))
+    (out / "metrics.json").write_text(json.dumps({"best_epoch": state["best_epoch"],
+                                                  "best_val_uar": state["best_uar"], "history": state["history"]},
+                                                 indent=1))
+    return FoldResult(fold.name, state["best_epoch"], state["best_uar"], state["epoch"])

@@ -1,0 +1,93 @@
+"""``avemo evaluate``: metrics per fold and over folds, plots, and a JSON and a Markdown report in the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avemo.emotions import EMOTIONS
+from avemo.reports.metrics import fold_metrics, summarise
+from avemo.reports.plots import plot_confusion, plot_embeddings
+
+
+def _load_predictions(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def evaluate_run(run: Path) -> dict[str, Any]:
+    """Score every trained fold of ``run`` and write report.json, report.md, confusion.png, embedding.png."""
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run}: no config.json; is this a folder written by avemo train?")
+    config = json.loads(config_path.read_text())
+    classes: list[int] = config["classes"]
+    folds = sorted(p.parent for p in run.glob("fold_*/predictions.npz")) + sorted(
+        p.parent for p in run.glob("random_clips/predictions.npz"))
+    if not folds:
+        raise FileNotFoundError(f"{run}: no trained fold (fold_*/predictions.npz); run avemo train first")
+    per_fold: dict[str, list[dict[str, Any]]] = {"classifier": [], "centroid": []}
+    pooled: dict[str, list[np.ndarray]] = {"labels": [], "classifier": [], "centroid": [], "embeddings": []}
+    names = []
+    for fold in folds:
+        p = _load_predictions(fold / "predictions.npz")
+        names.append(fold.name)
+        for head in ("classifier", "centroid"):
+            per_fold[head].append({"fold": fold.name, "test_actors": sorted(set(p["actors"].tolist())),
+                                   "clips": int(len(p["labels"])),
+                                   **fold_metrics(p["labels"], p[f"{head}_pred"], classes)})
+            pooled[head].append(p[f"{head}_pred"])
+        pooled["labels"].append(p["labels"])
+        pooled["embeddings"].append(p["embeddings"])
+    primary = "classifier" if config["train"]["loss"] != "triplet" else "centroid"
+    labels = np.concatenate(pooled["labels"])
+    report = {
+        "run": str(run), "dataset": config["dataset"], "protocol": config["train"]["protocol"],
+        "loss": config["train"]["loss"], "modality": config["train"]["model"]["modality"],
+        "cross_attention": config["train"]["model"]["cross_attention"], "primary_head": primary,
+        "folds": names, "classes": [EMOTIONS[k] for k in classes],
+        "heads": {head: {"per_fold": per_fold[head], "mean_std": summarise(per_fold[head]),
+                         "pooled": fold_metrics(labels, np.concatenate(pooled[head]), classes)}
+                  for head in ("classifier", "centroid")},
+    }
+    if config["train"]["loss"] == "triplet":
+        report["heads"]["classifier"]["note"] = "untrained: the triplet loss does not train the classifier head"
+    plot_confusion(labels, np.concatenate(pooled[primary]), classes, run / "confusion.png",
+                   f"{primary} predictions, test actors of {len(names)} fold(s)")
+    plot_embeddings(np.concatenate(pooled["embeddings"]), labels, run / "embedding.png",
+                    "t-SNE of test embeddings (true emotion)")
+    (run / "report.json").write_text(json.dumps(report, indent=1))
+    (run / "report.md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown page."""
+    lines = [f"# avemo evaluation: {report['run']}", "",
+             f"Dataset {report['dataset']}, protocol {report['protocol']}, loss {report['loss']}, modality "
+             f"{report['modality']}, cross-attention {report['cross_attention']}; primary predictions: "
+             f"{report['primary_head']}.", ""]
+    if report["protocol"] != "actors":
+        lines += ["**Random clip split (the seed's protocol): actors appear in training and test; not comparable "
+                  "with actor-independent results.**", ""]
+    for head, data in report["heads"].items():
+        lines += [f"## {head} head" + (f" ({data['note']})" if "note" in data else ""), "",
+                  "| fold | test actors | clips | accuracy | UAR | macro-F1 |", "|---|---|---|---|---|---|"]
+        for f in data["per_fold"]:
+            lines.append(f"| {f['fold']} | {', '.join(map(str, f['test_actors']))} | {f['clips']} | "
+                         f"{f['accuracy']:.3f} | {f['uar']:.3f} | {f['macro_f1']:.3f} |")
+        ms = data["mean_std"]
+        lines += [f"| **mean ± std** | | | {ms['accuracy']['mean']:.3f} ± {ms['accuracy']['std']:.3f} | "
+                  f"{ms['uar']['mean']:.3f} ± {ms['uar']['std']:.3f} | "
+                  f"{ms['macro_f1']['mean']:.3f} ± {ms['macro_f1']['std']:.3f} |", "",
+                  "| emotion | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
+        for name in report["classes"]:
+            c = data["pooled"]["per_class"][name]
+            lines.append(f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1-score']:.3f} | "
+                         f"{int(c['support'])} |")
+        lines.append("")
+    lines += ["![confusion matrix](confusion.png)", "", "![embeddings](embedding.png)", ""]
+    return "\n".join(lines)
