@@ -76,12 +76,13 @@ def synth(
     width: Annotated[int, typer.Option(min=16, help="Frame width in pixels.")] = 160,
     height: Annotated[int, typer.Option(min=16, help="Frame height in pixels.")] = 120,
     fps: Annotated[float, typer.Option(min=1.0, help="Frames per second.")] = 30.0,
+    split_cues: Annotated[bool, typer.Option(help="Face shows the emotion's pair, voice the member: only fusion tells all 8.")] = False,
 ) -> None:
     """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
     from avemo.synth import SynthConfig, synthesize
 
     try:
-        config = SynthConfig(width=width, height=height, fps=fps)
+        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues)
     except ValueError as err:
         fail(str(err))
     with _progress() as progress:
