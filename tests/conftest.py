@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avemo.engines.backbones import BackboneConfig
+from avemo.extract import ExtractConfig, run_extract
+from avemo.pipeline.video import VideoConfig
 from avemo.synth import SynthConfig, synthesize, write_clip
 
 # Small backbone and crop so that extraction tests take seconds; one test per backbone runs the full size.
@@ -29,3 +32,23 @@ def solid_clip(path: Path, rgb: tuple[int, int, int], seconds: float = 1.0, fps:
     frames = [np.full((size[1], size[0], 3), rgb, np.uint8) for _ in range(n)]
     write_clip(path, frames, np.arange(n) / fps, audio, config, **write_options)
     return path
+
+
+def make_cache(root: Path, actors: int, clips: int, split_cues: bool = False) -> Path:
+    synthesize(root / "data", actors, clips, seed=2, config=SynthConfig(width=96, height=72, split_cues=split_cues))
+    config = ExtractConfig(data=root / "data", cache=root / "cache", workers=1, batch_size=8,
+                           backbones=BackboneConfig(video_arch="r3d10"), video=VideoConfig(size=64, resize=64))
+    assert run_extract(config).entries == actors * clips
+    return root / "cache"
+
+
+@pytest.fixture(scope="session")
+def fusion_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 actors x 8 clips (every emotion once per actor): video (6, 512, 4), audio (6, 512)."""
+    return make_cache(tmp_path_factory.mktemp("fusion"), actors=8, clips=8)
+
+
+@pytest.fixture(scope="session")
+def split_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As ``fusion_cache`` but each modality carries only part of the emotion."""
+    return make_cache(tmp_path_factory.mktemp("split"), actors=8, clips=8, split_cues=True)

@@ -348,6 +348,42 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    videos: Annotated[list[Path], typer.Argument(help="Video files (with their soundtrack).")],
+    run: Annotated[Path, typer.Option(help="Run folder written by avemo train.")],
+    video_weights: Annotated[str, typer.Option(help="The video weights the run's cache was extracted with.")] = "random",
+    audio_weights: Annotated[str, typer.Option(help="The audio weights the run's cache was extracted with.")] = "random",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    top: Annotated[int, typer.Option(min=1, max=8, help="Emotions to print per video.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Rank the emotions of new videos with a trained run (decode, backbones, fusion; all folds vote)."""
+    from avemo.engines.weights import WeightsError
+    from avemo.predict import RunMismatch, predict_files
+
+    warnings.showwarning = _loud_warning
+    if not (run / "config.json").is_file():
+        fail(f"{run}: no config.json; is this a folder written by avemo train?")
+    try:
+        results = predict_files(videos, run, video_weights, audio_weights, device)
+    except (OSError, WeightsError, RunMismatch, RuntimeError, ValueError) as err:
+        fail(_one_line(err))
+    if as_json:
+        typer.echo(json.dumps([{"path": str(r.path), "error": r.error or None,
+                                "emotions": [{"emotion": e, "probability": round(p, 4)} for e, p in r.ranked]}
+                               for r in results], indent=1))
+    else:
+        for r in results:
+            if r.error:
+                console.print(f"[red]{r.path}[/]: {r.error}", highlight=False)
+            else:
+                ranked = ", ".join(f"{e} {p:.2f}" for e, p in r.ranked[:top])
+                console.print(f"[bold]{r.path}[/]: {ranked}", highlight=False)
+    if all(r.error for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the synthetic dataset, its cache and the run.")] = Path("avemo-demo"),
     actors: Annotated[int, typer.Option(min=4, max=24, help="Synthetic actors (4 folds need at least 4).")] = 8,

@@ -72,9 +72,9 @@ def feature_shapes(video: VideoConfig, channels: int) -> tuple[tuple[int, ...], 
     return (video.snippets, channels, t * s * s), (video.snippets, 512)
 
 
-def fingerprint_inputs(config: ExtractConfig, backbones: dict) -> dict:
-    return {"backbones": backbones, "video": asdict(config.video), "audio": asdict(config.audio),
-            "features": "avemo-features/1"}
+def fingerprint_inputs(backbones: dict, video: VideoConfig, audio: AudioConfig) -> dict:
+    """Everything that determines a clip's features (the cache fingerprint is a hash of it)."""
+    return {"backbones": backbones, "video": asdict(video), "audio": asdict(audio), "features": "avemo-features/1"}
 
 
 def _init_worker(_: int) -> None:
@@ -103,7 +103,8 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     video_net, video_info = build_video(config.backbones)
     audio_net, audio_info = build_audio(config.backbones)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
-    inputs = fingerprint_inputs(config, describe(config.backbones, video_net, video_info, audio_info))
+    inputs = fingerprint_inputs(describe(config.backbones, video_net, video_info, audio_info), config.video,
+                                config.audio)
     cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
     device = resolve_device(config.device)
     backend = create_backend(config.backend, video_net, audio_net, device)

@@ -46,6 +46,12 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted names of the settings that differ between two fingerprint inputs (as stored in JSON)."""
+    a, b = _flatten(json.loads(json.dumps(old))), _flatten(json.loads(json.dumps(new)))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as handle:
@@ -100,8 +106,7 @@ class FeatureCache:
         if (root / "manifest.json").exists():
             cache = cls.open(root)
             if cache.fingerprint != fingerprint:
-                old, new = _flatten(cache.manifest.get("inputs", {})), _flatten(json.loads(json.dumps(inputs)))
-                changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+                changed = differing_keys(cache.manifest.get("inputs", {}), inputs)
                 if cache.manifest.get("dtype") != dtype:
                     changed.append("dtype")
                 raise CacheError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -36,18 +37,24 @@ class FailedClip:
     error: ClipError
 
 
-def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> PreparedClip:
-    """Decode one clip and build its snippets and aligned spectrogram segments; raise ``ClipError``."""
-    decoded = decode_clip(record.path, video, audio.sample_rate, record.audio_path)
+def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig,
+                 audio_path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+    """(snippets uint8, spectrogram segments, frame count, duration) of one media file; raise ``ClipError``."""
+    decoded = decode_clip(path, video, audio.sample_rate, audio_path)
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
     frames = snippets_from_frames(decoded.frames, index, video.size)
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
     try:
         spec = log_spectrogram(torch.from_numpy(decoded.samples), audio)
     except ValueError as err:
-        raise ClipError(record.path, "unusable soundtrack", str(err)) from err
-    return PreparedClip(record=record, video=frames, audio=segments(spec, centres, audio),
-                        frame_count=len(decoded.times), duration=decoded.duration)
+        raise ClipError(path, "unusable soundtrack", str(err)) from err
+    return frames, segments(spec, centres, audio), len(decoded.times), decoded.duration
+
+
+def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> PreparedClip:
+    """Decode one clip and build its snippets and aligned spectrogram segments; raise ``ClipError``."""
+    frames, segs, frame_count, duration = prepare_file(record.path, video, audio, record.audio_path)
+    return PreparedClip(record=record, video=frames, audio=segs, frame_count=frame_count, duration=duration)
 
 
 class ClipDataset(Dataset):
