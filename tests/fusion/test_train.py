@@ -98,3 +98,19 @@ def test_triplet_runs_predict_by_centroid_not_by_an_untrained_softmax(fusion_cac
     train_run(fusion_cache, tmp_path / "run", config)
     report = evaluate_run(tmp_path / "run")
     assert report["primary_head"] == "centroid" and "untrained" in report["heads"]["classifier"]["note"]
+
+
+def test_config_file_and_options_fill_the_saved_config(fusion_cache, tmp_path):
+    runner = CliRunner()
+    config = tmp_path / "train.toml"
+    config.write_text('epochs = 1\nbatch_size = 8\nn_folds = 4\nfolds = [2]\n\n[model]\ndim = 32\nheads = 2\n')
+    result = runner.invoke(app, ["train", str(fusion_cache), "--run", str(tmp_path / "run"), "--config", str(config),
+                                 "--lr", "0.002", "--no-cross-attention"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert (saved["epochs"], saved["batch_size"], saved["lr"], saved["folds"]) == (1, 8, 0.002, [2])
+    assert (saved["model"]["dim"], saved["model"]["heads"], saved["model"]["cross_attention"]) == (32, 2, False)
+    assert [p.name for p in (tmp_path / "run").glob("fold_*")] == ["fold_2"]
+    config.write_text("epochs = 1\nlearning_rate = 0.1\n")
+    result = runner.invoke(app, ["train", str(fusion_cache), "--run", str(tmp_path / "run2"), "--config", str(config)])
+    assert result.exit_code == 2 and "unknown training settings: learning_rate" in result.output
