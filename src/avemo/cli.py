@@ -236,7 +236,7 @@ def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
     for key, value in overrides.items():
         if value is None:
             continue
-        if key in ("modality", "cross_attention", "dim", "heads"):
+        if key in ("modality", "cross_attention", "dim"):
             model[key] = value
         else:
             data[key] = value

@@ -25,6 +25,12 @@ from avemo.pipeline.prepare import prepare_file
 from avemo.pipeline.video import VideoConfig
 
 
+# Cosine similarities to the class centroids lie in [-1, 1]; scaled like this, their softmax reads as
+# probabilities about as sharp as a trained classifier's (a temperature of 0.1, as in supervised contrastive
+# learning).
+CENTROID_SCALE = 10.0
+
+
 class RunMismatch(Exception):
     """The backbones given do not make the features the run was trained on."""
 
@@ -90,7 +96,8 @@ def predict_files(paths: list[Path], run: Path, video_weights: str, audio_weight
         with torch.no_grad():
             for fold in folds:
                 embedding, logits = fold.model(video, audio)
-                scores = logits[0, classes] if fold.use_classifier else (embedding @ fold.centroids.T)[0, classes] * 10
+                scores = logits[0, classes] if fold.use_classifier else \
+                    (embedding @ fold.centroids.T)[0, classes] * CENTROID_SCALE
                 probs += torch.softmax(scores, dim=0) / len(folds)
         order = probs.argsort(descending=True)
         results.append(Prediction(path, ranked=[(EMOTIONS[int(classes[i])], float(probs[i])) for i in order]))
