@@ -35,6 +35,25 @@ def test_predict_ranks_all_emotions_and_reports_bad_files(run, fusion_cache, tmp
     assert failed["emotions"] == [] and "not a media file" in failed["error"]
 
 
+def test_prediction_of_a_cached_clip_equals_the_models_on_its_cached_features(run, fusion_cache):
+    from avemo.fusion.data import FeatureSet
+    from avemo.predict import load_fold_models, predict_files
+
+    data = FeatureSet.load(fusion_cache)
+    i = 13
+    clip = next((fusion_cache.parent / "data").rglob(f"{data.clip_ids[i]}.mp4"))
+    (prediction,) = predict_files([clip], run, "random", "random")
+    expected = torch.zeros(8)
+    with torch.no_grad():
+        for fold in load_fold_models(run):
+            expected += torch.softmax(fold.model(data.video[i:i + 1], data.audio[i:i + 1])[1][0], dim=0) / 2
+    got = dict(prediction.ranked)
+    from avemo.emotions import EMOTIONS
+
+    for k, name in enumerate(EMOTIONS):
+        assert got[name] == pytest.approx(expected[k].item(), abs=2e-3)
+
+
 def test_predict_refuses_backbones_that_make_other_features(run, fusion_cache, tmp_path):
     weights = tmp_path / "r3d10.pth"
     torch.save({"state_dict": resnet3d("r3d10", num_classes=700).state_dict()}, weights)

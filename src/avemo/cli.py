@@ -366,8 +366,8 @@ def predict(
         fail(f"{run}: no config.json; is this a folder written by avemo train?")
     try:
         results = predict_files(videos, run, video_weights, audio_weights, device)
-    except (OSError, WeightsError, RunMismatch, RuntimeError, ValueError) as err:
-        fail(_one_line(err))
+    except (OSError, WeightsError, RunMismatch, RuntimeError, ValueError, KeyError) as err:
+        fail(_one_line(err) if not isinstance(err, KeyError) else f"{run}: config.json lacks {err}; train the run again")
     if as_json:
         typer.echo(json.dumps([{"path": str(r.path), "error": r.error or None,
                                 "emotions": [{"emotion": e, "probability": round(p, 4)} for e, p in r.ranked]}

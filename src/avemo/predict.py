@@ -92,6 +92,9 @@ def predict_files(paths: list[Path], run: Path, video_weights: str, audio_weight
             continue
         video = backend.video(frames).to(dtype).unsqueeze(0)  # as cached: the model was trained on these
         audio = backend.audio(segments).to(dtype).unsqueeze(0)
+        if not (torch.isfinite(video).all() and torch.isfinite(audio).all()):
+            results.append(Prediction(path, error=f"features are not finite in {record['cache_dtype']}"))
+            continue
         probs = torch.zeros(len(classes))
         with torch.no_grad():
             for fold in folds:

@@ -65,6 +65,17 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(fusion_cache, tmp
     assert whole["epoch"] == cut["epoch"]
     for key, value in whole["model"].items():
         torch.testing.assert_close(cut["model"][key], value, rtol=1e-5, atol=1e-6)
+    # the last epoch too: this fails if the optimiser, scheduler or RNG were not restored
+    whole_last = torch.load(tmp_path / "whole" / "fold_1" / "last.pt", weights_only=True)
+    cut_last = torch.load(tmp_path / "cut" / "fold_1" / "last.pt", weights_only=True)
+    for key, value in whole_last["model"].items():
+        torch.testing.assert_close(cut_last["model"][key], value, rtol=1e-5, atol=1e-6)
+    for a_state, b_state in zip(whole_last["optimizer"]["state"].values(), cut_last["optimizer"]["state"].values()):
+        torch.testing.assert_close(b_state["exp_avg"], a_state["exp_avg"], rtol=1e-5, atol=1e-7)
+    history = lambda run: json.loads((run / "fold_1" / "metrics.json").read_text())["history"]  # noqa: E731
+    assert [h["lr"] for h in history(tmp_path / "cut")] == pytest.approx([h["lr"] for h in history(tmp_path / "whole")])
+    assert [h["train/loss"] for h in history(tmp_path / "cut")] == \
+        pytest.approx([h["train/loss"] for h in history(tmp_path / "whole")], rel=1e-5)
     a = np.load(tmp_path / "whole" / "fold_1" / "predictions.npz")["probabilities"]
     b = np.load(tmp_path / "cut" / "fold_1" / "predictions.npz")["probabilities"]
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -114,3 +125,25 @@ def test_config_file_and_options_fill_the_saved_config(fusion_cache, tmp_path):
     config.write_text("epochs = 1\nlearning_rate = 0.1\n")
     result = runner.invoke(app, ["train", str(fusion_cache), "--run", str(tmp_path / "run2"), "--config", str(config)])
     assert result.exit_code == 2 and "unknown training settings: learning_rate" in result.output
+
+
+def test_early_stopping_keeps_the_best_epoch(fusion_cache, tmp_path):
+    config = TrainConfig(n_folds=4, folds=[1], epochs=40, patience=2, lr=1e-3, model=FusionConfig(dim=32))
+    (result,) = train_run(fusion_cache, tmp_path / "run", config)
+    history = json.loads((tmp_path / "run" / "fold_1" / "metrics.json").read_text())["history"]
+    assert result.epochs_run < 40 and result.epochs_run == len(history)
+    best = max(history, key=lambda h: h["val/uar"])
+    assert result.best_val_uar == best["val/uar"]
+    assert all(h["val/uar"] <= result.best_val_uar for h in history[result.best_epoch:])
+    assert result.epochs_run - result.best_epoch == 2  # stopped after `patience` epochs without gain
+
+
+@pytest.mark.parametrize("setting", [{"loss": "focal"}, {"epochs": 0}, {"batch_size": 1}, {"protocol": "speakers"}])
+def test_impossible_settings_are_refused_before_anything_is_written(fusion_cache, tmp_path, setting):
+    with pytest.raises(ValueError):
+        TrainConfig(**setting)
+    key, value = next(iter(setting.items()))
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({key: value}))
+    result = CliRunner().invoke(app, ["train", str(fusion_cache), "--run", str(tmp_path / "run"), "--config", str(config)])
+    assert result.exit_code == 2 and not (tmp_path / "run").exists()

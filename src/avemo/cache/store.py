@@ -52,7 +52,8 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as handle:
         handle.write(data)
@@ -129,7 +130,7 @@ class FeatureCache:
             "dtype": dtype,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        _atomic_write(root / "manifest.json", json.dumps(manifest, indent=2).encode())
+        atomic_write(root / "manifest.json", json.dumps(manifest, indent=2).encode())
         cache = cls(root, manifest)
         cache.clips_dir.mkdir(exist_ok=True)
         return cache
@@ -178,7 +179,7 @@ class FeatureCache:
                              "(extract with --dtype float32 if the weights produce values above 65504)")
         meta = {"fingerprint": self.fingerprint, "record": json.dumps(record), "frame_count": str(frame_count),
                 "duration": f"{duration:.4f}"}
-        _atomic_write(self.entry_path(clip_id), save(tensors, metadata=meta))
+        atomic_write(self.entry_path(clip_id), save(tensors, metadata=meta))
 
     def read(self, clip_id: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(video, audio) features of one clip."""
@@ -197,7 +198,7 @@ class FeatureCache:
         """Rebuild ``index.json`` from the entries on disk; return its entries."""
         entries, _ = self.scan()
         index = {"fingerprint": self.fingerprint, "entries": entries}
-        _atomic_write(self.root / "index.json", json.dumps(index, indent=1).encode())
+        atomic_write(self.root / "index.json", json.dumps(index, indent=1).encode())
         return entries
 
     def index(self) -> list[dict[str, Any]]:

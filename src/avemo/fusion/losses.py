@@ -16,8 +16,9 @@ per triplet). For embeddings ``e`` (L2-normalised), labels ``y`` and the valid t
 
 where ``D_VA`` is the distance of the two emotions in valence-arousal space (``avemo.emotions``) and ``T+``
 the triplets that still violate their margin (averaging over active triplets only keeps the term from
-fading as most triplets become easy). Emotions close in meaning (calm, neutral) only need to be ``m0``
-apart; distant ones (angry, calm) up to ``m0 + m1``.
+fading as most triplets become easy). The margin grows from ``m0`` with the emotions' distance: close
+pairs such as angry-fearful (0.15) or calm-neutral (0.21 with the defaults) may sit nearer each other than
+distant ones such as angry-calm (0.5).
 """
 
 from __future__ import annotations

@@ -193,6 +193,7 @@ class FusionModel(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -56,13 +56,22 @@ def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
     """Load the cache once, then train every selected fold into ``run/<fold>/``."""
     data = FeatureSet.load(cache)
     snippets, channels, positions = data.video.shape[1:]
-    config.model = replace(config.model, snippets=snippets, video_channels=channels, video_positions=positions,
-                           audio_channels=data.audio.shape[2])  # the model takes the shapes of its cache
+    config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
+                                           video_positions=positions, audio_channels=data.audio.shape[2]))
     folds = make_folds(data, config)
     if not resume and (run / "config.json").exists():
         raise ValueError(f"{run}: already holds a run; pass --resume to continue it or choose a new --run folder")
     write_run_config(run, config, data, cache)
-    write_splits(run / "splits.json", folds, data.clip_ids)
+    splits = run / "splits.json"
+    if resume and splits.exists():
+        before = splits.read_text()
+        write_splits(splits, folds, data.clip_ids)
+        if splits.read_text() != before:
+            splits.write_text(before)
+            raise ValueError(f"{run}: the cache's clips changed since this run started, so its folds would too; "
+                             "start a new --run")
+    else:
+        write_splits(splits, folds, data.clip_ids)
     results = []
     for fold in folds:
         if on_fold is not None:

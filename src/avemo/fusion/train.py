@@ -16,9 +16,10 @@ where it stopped: data order is drawn from (seed, epoch) and the RNG state is re
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from avemo.cache import atomic_write
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import build_loss
 from avemo.fusion.model import FusionConfig, FusionModel
@@ -53,6 +55,20 @@ class TrainConfig:
     folds: list[int] | None = None  # 1-based folds to run; default all
     actor_folds: list[dict[str, list[int]]] | None = None  # explicit [{"test": [...], "val": [...]}, ...]
     model: FusionConfig = field(default_factory=FusionConfig)
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot train, before a run folder is written."""
+        from avemo.fusion.losses import LOSSES
+        from avemo.fusion.splits import RANDOM_CLIPS
+
+        checks = [(self.loss in LOSSES, f"loss {self.loss!r}: choose {' or '.join(LOSSES)}"),
+                  (self.protocol in ("actors", RANDOM_CLIPS), f"protocol {self.protocol!r}: choose actors or {RANDOM_CLIPS}"),
+                  (self.epochs >= 1, "epochs must be at least 1"),
+                  (self.batch_size >= 2, "batch_size must be at least 2 (triplets need two clips of an emotion)"),
+                  (self.patience >= 1, "patience must be at least 1"), (self.lr > 0, "lr must be positive")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -91,9 +107,23 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def fold_identity(fold: Fold, clip_ids: list[str]) -> str:
+    """Hash of the clips in each role, so a checkpoint is never resumed on other splits."""
+    parts = {role: [clip_ids[i] for i in getattr(fold, role)] for role in ("train", "val", "test")}
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only: not on biases, norms, position embeddings or temperatures."""
+    decay, keep = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and not name.endswith("_pos") else keep).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
 
 
 @torch.no_grad()
@@ -132,19 +162,22 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     model = FusionModel(config.model)
     loss_fn = build_loss(config.loss, config.margin, config.metric_weight, config.margin_scale)
     use_classifier = config.loss != "triplet"  # a triplet-only model has an untrained classifier
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
     steps_per_epoch = math.ceil(len(fold.train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch))
     state: dict[str, Any] = {"epoch": 0, "best_uar": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
                              "best_model": copy.deepcopy(model.state_dict())}
     train_index = torch.tensor(fold.train)
+    identity = fold_identity(fold, data.clip_ids)
 
     last = out / "last.pt"
     if resume and last.exists():
         checkpoint = torch.load(last, map_location="cpu", weights_only=True)
         if checkpoint["config"] != config.to_dict():
             raise ValueError(f"{last}: was trained with other settings; start a new --run or drop --resume")
+        if checkpoint["fold"] != identity:
+            raise ValueError(f"{last}: was trained on other clips (the cache changed since); start a new --run")
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -195,7 +228,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         state["history"].append({"epoch": epoch, **metrics})
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "state": state,
-                      "config": config.to_dict()}, last)
+                      "config": config.to_dict(), "fold": identity}, last)
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     writer.close()
@@ -206,14 +239,15 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     _save_atomic({"model": state["best_model"], "centroids": centroids, "config": config.to_dict(),
                   "epoch": state["best_epoch"], "val_uar": state["best_uar"]}, out / "best.pt")
     test_emb, test_logits = embed(model, data, fold.test)
-    np.savez(out / "predictions.npz",
+    predictions = io.BytesIO()
+    np.savez(predictions,
              clip_ids=np.array([data.clip_ids[i] for i in fold.test]),
              actors=data.actors[fold.test], labels=data.labels[fold.test].numpy(),
              probabilities=torch.softmax(test_logits, dim=1).numpy(), embeddings=test_emb.numpy(),
              classifier_pred=predict_labels(test_emb, test_logits, centroids, data.classes, True).numpy(),
              centroid_pred=predict_labels(test_emb, test_logits, centroids, data.classes, False).numpy(),
              use_classifier=np.array(use_classifier))
-    (out / "metrics.json").write_text(json.dumps({"best_epoch": state["best_epoch"],
-                                                  "best_val_uar": state["best_uar"], "history": state["history"]},
-                                                 indent=1))
+    atomic_write(out / "predictions.npz", predictions.getvalue())
+    atomic_write(out / "metrics.json", json.dumps({"best_epoch": state["best_epoch"], "best_val_uar": state["best_uar"],
+                                                   "history": state["history"]}, indent=1).encode())
     return FoldResult(fold.name, state["best_epoch"], state["best_uar"], state["epoch"])

@@ -16,7 +16,8 @@ def fold_metrics(labels: np.ndarray, pred: np.ndarray, classes: list[int]) -> di
     return {
         "accuracy": float(accuracy_score(labels, pred)),
         "uar": float(balanced_accuracy_score(labels, pred)),
-        "macro_f1": float(f1_score(labels, pred, labels=classes, average="macro", zero_division=0)),
+        # over the classes present, as balanced accuracy is (a fold may lack a class)
+        "macro_f1": float(f1_score(labels, pred, labels=np.unique(labels), average="macro", zero_division=0)),
         "per_class": classification_report(labels, pred, labels=classes, target_names=names, output_dict=True,
                                            zero_division=0),
     }

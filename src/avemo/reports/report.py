@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,12 @@ from avemo.reports.plots import plot_confusion, plot_embeddings
 
 
 def _load_predictions(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable ({type(err).__name__}); train that fold again with avemo train "
+                         "--resume") from None
 
 
 def evaluate_run(run: Path) -> dict[str, Any]:
@@ -25,8 +30,10 @@ def evaluate_run(run: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{run}: no config.json; is this a folder written by avemo train?")
     config = json.loads(config_path.read_text())
     classes: list[int] = config["classes"]
-    folds = sorted(p.parent for p in run.glob("fold_*/predictions.npz")) + sorted(
-        p.parent for p in run.glob("random_clips/predictions.npz"))
+    folds = sorted((p.parent for p in run.glob("fold_*/predictions.npz")), key=lambda d: int(d.name.split("_")[1]))
+    folds += [p.parent for p in run.glob("random_clips/predictions.npz")]
+    planned = [f["name"] for f in json.loads((run / "splits.json").read_text())] if (run / "splits.json").exists() else []
+    missing = [name for name in planned if name not in {f.name for f in folds}]
     if not folds:
         raise FileNotFoundError(f"{run}: no trained fold (fold_*/predictions.npz); run avemo train first")
     per_fold: dict[str, list[dict[str, Any]]] = {"classifier": [], "centroid": []}
@@ -48,7 +55,7 @@ def evaluate_run(run: Path) -> dict[str, Any]:
         "run": str(run), "dataset": config["dataset"], "protocol": config["train"]["protocol"],
         "loss": config["train"]["loss"], "modality": config["train"]["model"]["modality"],
         "cross_attention": config["train"]["model"]["cross_attention"], "primary_head": primary,
-        "folds": names, "classes": [EMOTIONS[k] for k in classes],
+        "folds": names, "missing_folds": missing, "classes": [EMOTIONS[k] for k in classes],
         "heads": {head: {"per_fold": per_fold[head], "mean_std": summarise(per_fold[head]),
                          "pooled": fold_metrics(labels, np.concatenate(pooled[head]), classes)}
                   for head in ("classifier", "centroid")},
@@ -70,6 +77,9 @@ def markdown(report: dict[str, Any]) -> str:
              f"Dataset {report['dataset']}, protocol {report['protocol']}, loss {report['loss']}, modality "
              f"{report['modality']}, cross-attention {report['cross_attention']}; primary predictions: "
              f"{report['primary_head']}.", ""]
+    if report["missing_folds"]:
+        lines += [f"**Incomplete run: folds {', '.join(report['missing_folds'])} are not trained; the means cover "
+                  f"{len(report['folds'])} fold(s).**", ""]
     if report["protocol"] != "actors":
         lines += ["**Random clip split (the seed's protocol): actors appear in training and test; not comparable "
                   "with actor-independent results.**", ""]
