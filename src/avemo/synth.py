@@ -252,9 +252,9 @@ def split_proxies(emotion: str) -> tuple[str, str]:
     return VIDEO_PROXIES[index // 2], AUDIO_PROXIES[index % 2]
 
 
-def render_clip(path: Path, actor: Actor, emotion: str, intensity: int, statement: int, rng: np.random.Generator,
-                config: SynthConfig) -> None:
-    """Render and encode one clip of ``actor`` showing ``emotion``."""
+def render_clip(actor: Actor, emotion: str, intensity: int, statement: int, rng: np.random.Generator,
+                config: SynthConfig) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(RGB frames, their times in seconds, mono 48 kHz sound) of one clip of ``actor`` showing ``emotion``."""
     face, voice = split_proxies(emotion) if config.split_cues else (emotion, emotion)
     seconds = rng.uniform(config.min_seconds, config.max_seconds)
     audio, env = render_audio(voice, intensity, statement, actor, seconds, config.sample_rate, rng)
@@ -269,7 +269,7 @@ def render_clip(path: Path, actor: Actor, emotion: str, intensity: int, statemen
     shade = rng.uniform(0.85, 1.15)
     frames = [render_frame(canvas, e, g, actor, t, float(env[min(int(t * config.sample_rate), len(env) - 1)]),
                            shade) for t in times]
-    write_clip(path, frames, times, audio, config)
+    return frames, times, audio
 
 
 def clip_name(emotion: int, intensity: int, statement: int, repetition: int, actor: int,
@@ -281,8 +281,9 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
                on_clip: Callable[[Path], None] | None = None) -> list[Path]:
     """Write ``actors`` x ``clips_per_actor`` RAVDESS-named clips under ``out/Actor_XX/``; return their paths.
 
-    The same seed renders the same frames and sound; separate runs write byte-identical files. Existing clips are
-    left alone, so an interrupted run can be resumed.
+    The same seed renders the same frames and sound. The H.264 bytes can differ between runs: x264's output was
+    seen to vary with machine load here, so compare rendered content, not files. Existing clips are left
+    alone, so an interrupted run can be resumed.
     """
     config = config or SynthConfig()
     if not 1 <= actors <= 24:
@@ -294,7 +295,7 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
             path = out / f"Actor_{number:02d}" / f"{clip_name(emo, inten, stmt, rep, number)}.mp4"
             rng = np.random.default_rng([seed, number, emo, inten, stmt, rep])
             if not path.exists():
-                render_clip(path, actor, EMOTIONS[emo - 1], inten, stmt, rng, config)
+                write_clip(path, *render_clip(actor, EMOTIONS[emo - 1], inten, stmt, rng, config), config)
             written.append(path)
             if on_clip is not None:
                 on_clip(path)

@@ -118,14 +118,6 @@ def fold_identity(fold: Fold, clip_ids: list[str]) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices only: not on biases, norms, position embeddings or temperatures."""
-    decay, keep = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and not name.endswith("_pos") else keep).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
-
-
 @torch.no_grad()
 def embed(model: FusionModel, data: FeatureSet, index: list[int], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """(embeddings, logits) of the clips at ``index``, in eval mode."""
@@ -162,7 +154,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     model = FusionModel(config.model)
     loss_fn = build_loss(config.loss, config.margin, config.metric_weight, config.margin_scale)
     use_classifier = config.loss != "triplet"  # a triplet-only model has an untrained classifier
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fold.train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch))
