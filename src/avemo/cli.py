@@ -1,4 +1,4 @@
-"""The ``avemo`` command line: synth, extract, inspect, train, evaluate, predict, demo."""
+"""The ``avemo`` command line: synth, extract, export, inspect, train, evaluate, predict, demo."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def _report_skips(title: str, items: list[Skipped]) -> None:
 def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
     """Run an extraction with a progress bar, then print skipped files, failures and a summary table."""
     from avemo.cache import CacheError
+    from avemo.engines.onnxruntime import EngineError
     from avemo.engines.weights import WeightsError
     from avemo.extract import run_extract
 
@@ -122,7 +123,7 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
 
         try:
             summary = run_extract(config, on_start=started, on_clip=lambda _: progress.advance(task))
-        except (OSError, WeightsError, CacheError, RuntimeError, ValueError) as err:
+        except (OSError, WeightsError, CacheError, EngineError, RuntimeError, ValueError) as err:
             progress.stop()
             fail(_one_line(err))
     _report_skips("skipped", summary.skipped)
@@ -157,7 +158,9 @@ def extract(
     video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
     video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release from the checkpoint.")] = VideoNormalization.auto,
     audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
-    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto or torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto, torch or onnxruntime.")] = "auto",
+    engines: Annotated[Optional[Path], typer.Option(help="Folder of graphs from avemo export (for onnxruntime).")] = None,
+    precision: Annotated[str, typer.Option(help="Precision of the exported graphs to run: fp32 or fp16.")] = "fp32",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
@@ -178,11 +181,51 @@ def extract(
         data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
-        video=VideoConfig(size=size, resize=size), backend=backend, device=device, batch_size=batch_size,
+        video=VideoConfig(size=size, resize=size), backend=backend, engines=engines, precision=precision,
+        device=device, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
     if summary.entries == 0:
         fail(f"no usable clip in {data}; check the folder and the file names", code=1)
+
+
+@app.command()
+def export(
+    engines: Annotated[Path, typer.Option(help="Folder to write the ONNX graphs and their manifests into.")],
+    video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint, or 'random'.")] = "random",
+    video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint.")] = "r3d101",
+    video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release.")] = VideoNormalization.auto,
+    audio_weights: Annotated[str, typer.Option(help="torchvision resnet18 file, 'imagenet' or 'random'.")] = "random",
+    size: Annotated[int, typer.Option(min=32, help="Crop side the video graph takes (as avemo extract --size).")] = 112,
+    precision: Annotated[str, typer.Option(help="fp32, or fp16 (weights in half precision inside the graph).")] = "fp32",
+    max_batch: Annotated[int, typer.Option(min=1, help="Largest batch (snippets) a graph accepts; more are split.")] = 64,
+    tensorrt: Annotated[bool, typer.Option(help="Also build TensorRT engines (needs the gpu extra and a GPU).")] = False,
+) -> None:
+    """Export both backbones to ONNX exactly as extract runs them (dynamic batch, checked, with manifests)."""
+    from avemo.engines.backbones import BackboneConfig
+    from avemo.engines.weights import WeightsError
+    from avemo.pipeline.video import VideoConfig
+
+    if tensorrt:
+        fail("TensorRT engines are not built by this version yet; export ONNX and use --backend onnxruntime")
+    try:
+        from avemo.export.onnx import ExportConfig, export_backbones
+    except ImportError as err:
+        fail(f"ONNX export needs the onnx extra: pip install 'avemo[onnx]' ({err.name} is missing)")
+    warnings.showwarning = _loud_warning
+    config = ExportConfig(engines=engines, precision=precision, max_batch=max_batch,
+                          video=VideoConfig(size=size, resize=size),
+                          backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
+                                                   video_normalization=video_normalization.value,
+                                                   audio_weights=audio_weights))
+    try:
+        paths = export_backbones(config)
+    except (OSError, WeightsError, ValueError) as err:
+        fail(_one_line(err))
+    for path in paths:
+        console.print(f"wrote {path} and {path.with_suffix('.json').name}", highlight=False)
+    console.print(f"use them with: avemo extract DATA --cache DIR --backend onnxruntime --engines {engines} "
+                  f"--precision {precision} (and the same weights)", highlight=False)
 
 
 @app.command()

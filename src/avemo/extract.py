@@ -35,6 +35,8 @@ class ExtractConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     backend: str = "auto"
+    engines: Path | None = None  # graphs from avemo export, for the onnxruntime backend
+    precision: str = "fp32"  # of those graphs
     device: str = "auto"
     batch_size: int = 2  # clips per backbone batch (x6 snippets)
     workers: int = 1  # decoding processes; 0 decodes in this process
@@ -103,11 +105,12 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     video_net, video_info = build_video(config.backbones)
     audio_net, audio_info = build_audio(config.backbones)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
-    inputs = fingerprint_inputs(describe(config.backbones, video_net, video_info, audio_info), config.video,
-                                config.audio)
+    description = describe(config.backbones, video_net, video_info, audio_info)
+    inputs = fingerprint_inputs(description, config.video, config.audio)
     cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
     device = resolve_device(config.device)
-    backend = create_backend(config.backend, video_net, audio_net, device)
+    backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
+                             description)
     summary.backend, summary.device, summary.fingerprint = backend.name, str(device), cache.fingerprint
     summary.backbones = (f"video {config.backbones.video_arch} ({video_info.release} weights, "
                          f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")

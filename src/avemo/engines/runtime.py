@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -64,11 +65,33 @@ class TorchBackend:
         return self._run(self.audio_net, segments)
 
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
-def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device) -> Backend:
-    """The runtime called ``name``; ``auto`` is the fastest one installed (only torch so far)."""
+def onnxruntime_installed() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
+                   engines: Path | None = None, precision: str = "fp32", description: dict | None = None) -> Backend:
+    """The runtime called ``name``.
+
+    ``auto`` takes ONNX Runtime when graphs were exported (``engines``) and it is installed, else torch.
+    """
     if name not in BACKENDS:
         raise RuntimeError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    if name == "auto":
+        name = "onnxruntime" if engines is not None and onnxruntime_installed() else "torch"
+    if name == "onnxruntime":
+        if engines is None or description is None:
+            raise RuntimeError("--backend onnxruntime needs --engines DIR (made by avemo export)")
+        if not onnxruntime_installed():
+            raise RuntimeError("--backend onnxruntime: onnxruntime is not installed; pip install 'avemo[onnx]'")
+        from avemo.engines.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(engines, description, precision, device)
     return TorchBackend(video, audio, device)

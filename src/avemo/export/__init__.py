@@ -1,1 +1,1 @@
-"""Export of the frozen backbones to ONNX graphs and TensorRT engines (not built yet)."""
+"""Export of the frozen backbones to ONNX graphs with manifests (TensorRT plans are built from them)."""

@@ -1,0 +1,122 @@
+"""ONNX export and the ONNX Runtime backend: parity with torch, manifests, bad graphs, batch splitting.
+
+Parity runs on small Hara architectures (r3d10; the same export code as r3d101) so the suite stays fast.
+"""
+
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'avemo[onnx]')")
+pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip install 'avemo[onnx]')")
+
+from avemo.cache import FeatureCache  # noqa: E402
+from avemo.cli import app  # noqa: E402
+from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe  # noqa: E402
+from avemo.engines.onnxruntime import EngineError, OnnxRuntimeBackend  # noqa: E402
+from avemo.engines.runtime import TorchBackend, create_backend  # noqa: E402
+from avemo.export.onnx import ExportConfig, export_backbones  # noqa: E402
+from avemo.pipeline.video import VideoConfig  # noqa: E402
+
+CPU = torch.device("cpu")
+BACKBONES = BackboneConfig(video_arch="r3d10")
+SMALL = VideoConfig(size=32, resize=32)
+# Stated tolerances, relative to the largest feature: fp32 graphs agree to float rounding, fp16 ones to
+# half-precision rounding accumulated over the network.
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    root = tmp_path_factory.mktemp("engines")
+    for precision in ("fp32", "fp16"):
+        export_backbones(ExportConfig(engines=root, backbones=BACKBONES, video=SMALL, precision=precision, max_batch=4))
+    return root
+
+
+@pytest.fixture(scope="module")
+def nets():
+    video, video_info = build_video(BACKBONES)
+    audio, audio_info = build_audio(BACKBONES)
+    return video, audio, describe(BACKBONES, video, video_info, audio_info)
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor, precision: str) -> None:
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(got, expected, rtol=TOLERANCE[precision], atol=TOLERANCE[precision] * scale)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_onnxruntime_features_equal_torch_features(engines, nets, precision):
+    video, audio, description = nets
+    ort_backend = OnnxRuntimeBackend(engines, description, precision, CPU)
+    reference = TorchBackend(video, audio, CPU)
+    snippets = torch.randint(0, 256, (7, 3, 16, 32, 32), dtype=torch.uint8)  # 7 > max_batch 4: split
+    segments = torch.randn(7, 256, 96)
+    _close(ort_backend.video(snippets), reference.video(snippets), precision)
+    _close(ort_backend.audio(segments), reference.audio(segments), precision)
+    assert "CPUExecutionProvider" in ort_backend.name
+
+
+def test_manifest_records_what_the_graph_is(engines, nets):
+    manifest = json.loads(next(engines.glob("video-*-fp16.json")).read_text())
+    assert manifest["input"] == {"name": "snippets", "shape": ["batch", 3, 16, 32, 32], "dtype": "torch.uint8"}
+    assert manifest["output"]["shape"] == ["batch", 512, 1] and manifest["precision"] == "fp16"
+    assert manifest["backbone"]["normalization"]["name"] == "hara2020" and manifest["max_batch"] == 4
+    assert {"torch", "onnx"} <= set(manifest["versions"])
+
+
+def test_graphs_of_other_weights_are_not_used(engines, nets, tmp_path):
+    video, audio, description = nets
+    other = json.loads(json.dumps(description))
+    other["video"]["weights_sha256"] = "0" * 64
+    with pytest.raises(EngineError, match="no video graph for these weights"):
+        OnnxRuntimeBackend(engines, other, "fp32", CPU)
+    copy = tmp_path / "engines"
+    shutil.copytree(engines, copy)
+    manifest = next(copy.glob("video-*-fp32.json"))
+    data = json.loads(manifest.read_text())
+    data["backbone"]["normalization"]["name"] = "hara2017"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(EngineError, match="exported from other weights or settings"):
+        OnnxRuntimeBackend(copy, description, "fp32", CPU)
+
+
+def test_a_damaged_graph_is_refused_with_the_remedy(engines, nets, tmp_path):
+    copy = tmp_path / "engines"
+    shutil.copytree(engines, copy)
+    graph = next(copy.glob("audio-*-fp32.onnx"))
+    graph.write_bytes(graph.read_bytes()[:1000])
+    with pytest.raises(EngineError, match="damaged since export.*avemo export"):
+        OnnxRuntimeBackend(copy, nets[2], "fp32", CPU)
+
+
+def test_auto_takes_onnxruntime_when_graphs_are_given(engines, nets):
+    video, audio, description = nets
+    assert create_backend("auto", video, audio, CPU).name == "torch"
+    assert create_backend("auto", video, audio, CPU, engines, "fp32", description).name.startswith("onnxruntime")
+
+
+def test_extract_with_onnxruntime_matches_extract_with_torch(engines, synth_root, tmp_path):
+    runner = CliRunner()
+    data = tmp_path / "data"
+    shutil.copytree(synth_root / "Actor_02", data / "Actor_02")
+    common = ["--video-arch", "r3d10", "--size", "32", "--workers", "0"]
+    for backend, cache in (("torch", "c_torch"), ("onnxruntime", "c_ort")):
+        result = runner.invoke(app, ["extract", str(data), "--cache", str(tmp_path / cache), "--backend", backend,
+                                     "--engines", str(engines), *common])
+        assert result.exit_code == 0, result.output
+    torch_cache, ort_cache = FeatureCache.open(tmp_path / "c_torch"), FeatureCache.open(tmp_path / "c_ort")
+    assert torch_cache.fingerprint == ort_cache.fingerprint  # same features, whichever runtime made them
+    for entry in torch_cache.index():  # stored as float16: equal up to one float16 rounding step (2^-10)
+        for a, b in zip(torch_cache.read(entry["clip_id"]), ort_cache.read(entry["clip_id"])):
+            scale = a.float().abs().max().item()
+            torch.testing.assert_close(b.float(), a.float(), rtol=2e-3, atol=2e-3 * scale)
+
+
+def test_export_cli_refuses_tensorrt_without_it(tmp_path):
+    result = CliRunner().invoke(app, ["export", "--engines", str(tmp_path), "--tensorrt"])
+    assert result.exit_code == 2 and "TensorRT" in result.output
