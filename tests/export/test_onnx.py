@@ -94,10 +94,14 @@ def test_a_damaged_graph_is_refused_with_the_remedy(engines, nets, tmp_path):
         OnnxRuntimeBackend(copy, nets[2], "fp32", CPU)
 
 
-def test_auto_takes_onnxruntime_when_graphs_are_given(engines, nets):
+def test_auto_keeps_torch_on_a_cpu_where_it_measured_faster(engines, nets):
     video, audio, description = nets
     assert create_backend("auto", video, audio, CPU).name == "torch"
-    assert create_backend("auto", video, audio, CPU, engines, "fp32", description).name.startswith("onnxruntime")
+    assert create_backend("auto", video, audio, CPU, engines, "fp32", description).name == "torch"
+    chosen = create_backend("onnxruntime", video, audio, CPU, engines, "fp32", description)
+    assert chosen.name == "onnxruntime-fp32 (CPUExecutionProvider)"
+    with pytest.raises(RuntimeError, match="needs --engines"):
+        create_backend("onnxruntime", video, audio, CPU)
 
 
 def test_extract_with_onnxruntime_matches_extract_with_torch(engines, synth_root, tmp_path):

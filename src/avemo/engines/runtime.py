@@ -76,16 +76,26 @@ def onnxruntime_installed() -> bool:
     return True
 
 
+def _onnxruntime_has_cuda() -> bool:
+    if not onnxruntime_installed():
+        return False
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
 def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
                    engines: Path | None = None, precision: str = "fp32", description: dict | None = None) -> Backend:
     """The runtime called ``name``.
 
-    ``auto`` takes ONNX Runtime when graphs were exported (``engines``) and it is installed, else torch.
+    ``auto`` takes ONNX Runtime on a CUDA device when graphs were exported (``engines``) and onnxruntime-gpu
+    provides CUDA; otherwise torch. On a CPU, torch with channels-last weights measured 1.2-1.45x faster than
+    ONNX Runtime's CPU provider (benchmarks/RESULTS.md), so ``auto`` does not take ONNX Runtime there.
     """
     if name not in BACKENDS:
         raise RuntimeError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     if name == "auto":
-        name = "onnxruntime" if engines is not None and onnxruntime_installed() else "torch"
+        name = "onnxruntime" if engines is not None and device.type == "cuda" and _onnxruntime_has_cuda() else "torch"
     if name == "onnxruntime":
         if engines is None or description is None:
             raise RuntimeError("--backend onnxruntime needs --engines DIR (made by avemo export)")
