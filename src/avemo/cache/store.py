@@ -202,14 +202,9 @@ class FeatureCache:
         return entries
 
     def index(self) -> list[dict[str, Any]]:
-        """The entries of ``index.json``, or of a scan when the index is missing or out of date (read only)."""
-        path = self.root / "index.json"
-        entries, _ = self.scan()
-        try:
-            index = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return entries
-        listed = [e.get("clip_id") for e in index.get("entries", [])]
-        if index.get("fingerprint") == self.fingerprint and listed == [e["clip_id"] for e in entries]:
-            return index["entries"]
-        return entries
+        """Metadata of every valid entry, read from the entries themselves (read only).
+
+        ``index.json`` is a summary written for other tools after each extraction; reading it as well would
+        only repeat what the scan already knows.
+        """
+        return self.scan()[0]

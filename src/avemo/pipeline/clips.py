@@ -38,14 +38,6 @@ class ClipRecord:
         data["audio_path"] = None if self.audio_path is None else str(self.audio_path)
         return data
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ClipRecord:
-        data = dict(data)
-        data["path"] = Path(data["path"])
-        if data.get("audio_path") is not None:
-            data["audio_path"] = Path(data["audio_path"])
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class Skipped:
