@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -39,7 +40,8 @@ class VideoNormalization(str, Enum):
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: messages name files and extras ("avemo[gpu]") that Rich would read as markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -52,7 +54,7 @@ def _one_line(err: Exception) -> str:
 
 def _loud_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: object = None, line: str | None = None) -> None:
-    console.print(f"[bold red]warning:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def _progress() -> Progress:
@@ -98,7 +100,7 @@ def _report_skips(title: str, items: list[Skipped]) -> None:
     for reason, group in sorted(by_reason.items()):
         console.print(f"[yellow]{title}[/] {reason}: {len(group)}", highlight=False)
         for item in group[:SHOW_PER_REASON]:
-            console.print(f"  {item.line()}", highlight=False, soft_wrap=True)
+            console.print(f"  {escape(item.line())}", highlight=False, soft_wrap=True)
         if len(group) > SHOW_PER_REASON:
             console.print(f"  ... and {len(group) - SHOW_PER_REASON} more (all listed in the cache's report.json)")
 
@@ -106,7 +108,7 @@ def _report_skips(title: str, items: list[Skipped]) -> None:
 def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
     """Run an extraction with a progress bar, then print skipped files, failures and a summary table."""
     from avemo.cache import CacheError
-    from avemo.engines.onnxruntime import EngineError
+    from avemo.engines.graphs import EngineError
     from avemo.engines.weights import WeightsError
     from avemo.extract import run_extract
 
@@ -158,9 +160,14 @@ def extract(
     video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
     video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release from the checkpoint.")] = VideoNormalization.auto,
     audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
-    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto, torch or onnxruntime.")] = "auto",
-    engines: Annotated[Optional[Path], typer.Option(help="Folder of graphs from avemo export (for onnxruntime).")] = None,
-    precision: Annotated[str, typer.Option(help="Precision of the exported graphs to run: fp32 or fp16.")] = "fp32",
+    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto, torch, onnxruntime or tensorrt. "
+                                              "auto: tensorrt > onnxruntime-gpu > torch on CUDA (the first two "
+                                              "need --engines), torch on a CPU.")] = "auto",
+    engines: Annotated[Optional[Path], typer.Option(help="Folder of graphs from avemo export (for onnxruntime and tensorrt; "
+                                                         "TensorRT engines are built into it on first use).")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 or fp16 for exported graphs; fp32, bf16 or fp16 (CUDA) for torch.")] = "fp32",
+    compile: Annotated[bool, typer.Option("--compile", help="torch backend: run the backbones through torch.compile.")] = False,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="torch backend on CUDA: replay captured CUDA graphs.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
@@ -182,7 +189,7 @@ def extract(
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
         video=VideoConfig(size=size, resize=size), backend=backend, engines=engines, precision=precision,
-        device=device, batch_size=batch_size,
+        compile=compile, cuda_graphs=cuda_graphs, device=device, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
     if summary.entries == 0:
@@ -199,15 +206,23 @@ def export(
     size: Annotated[int, typer.Option(min=32, help="Crop side the video graph takes (as avemo extract --size).")] = 112,
     precision: Annotated[str, typer.Option(help="fp32, or fp16 (weights in half precision inside the graph).")] = "fp32",
     max_batch: Annotated[int, typer.Option(min=1, help="Largest batch (snippets) a graph accepts; more are split.")] = 64,
-    tensorrt: Annotated[bool, typer.Option(help="Also build TensorRT engines (needs the gpu extra and a GPU).")] = False,
+    tensorrt: Annotated[bool, typer.Option(help="Also build TensorRT engines for this GPU (needs the gpu extra).")] = False,
+    opt_batch: Annotated[int, typer.Option(min=1, help="Batch (snippets) TensorRT tunes for: extract's --batch-size x 6.")] = 12,
 ) -> None:
     """Export both backbones to ONNX exactly as extract runs them (dynamic batch, checked, with manifests)."""
+    import torch
+
     from avemo.engines.backbones import BackboneConfig
     from avemo.engines.weights import WeightsError
     from avemo.pipeline.video import VideoConfig
 
     if tensorrt:
-        fail("TensorRT engines are not built by this version yet; export ONNX and use --backend onnxruntime")
+        from avemo.engines.tensorrt import tensorrt_installed
+
+        if not tensorrt_installed():
+            fail("--tensorrt: TensorRT is not installed; pip install 'avemo[gpu]' on a CUDA machine")
+        if not torch.cuda.is_available():
+            fail("--tensorrt: engines are built for the GPU they run on, and PyTorch sees no CUDA device here")
     try:
         from avemo.export.onnx import ExportConfig, export_backbones
     except ImportError as err:
@@ -224,7 +239,19 @@ def export(
         fail(_one_line(err))
     for path in paths:
         console.print(f"wrote {path} and {path.with_suffix('.json').name}", highlight=False)
-    console.print(f"use them with: avemo extract DATA --cache DIR --backend onnxruntime --engines {engines} "
+    runtime = "onnxruntime"
+    if tensorrt:
+        from avemo.engines.graphs import EngineError
+        from avemo.engines.tensorrt import build_engines
+
+        try:
+            plans = build_engines(paths, torch.device("cuda"), opt_batch=opt_batch)
+        except EngineError as err:
+            fail(_one_line(err))
+        for plan in plans:
+            console.print(f"TensorRT engine {plan}", highlight=False)
+        runtime = "tensorrt"
+    console.print(f"use them with: avemo extract DATA --cache DIR --backend {runtime} --engines {engines} "
                   f"--precision {precision} (and the same weights)", highlight=False)
 
 
@@ -418,10 +445,10 @@ def predict(
     else:
         for r in results:
             if r.error:
-                console.print(f"[red]{r.path}[/]: {r.error}", highlight=False)
+                console.print(f"[red]{escape(str(r.path))}[/]: {escape(r.error)}", highlight=False)
             else:
                 ranked = ", ".join(f"{e} {p:.2f}" for e, p in r.ranked[:top])
-                console.print(f"[bold]{r.path}[/]: {ranked}", highlight=False)
+                console.print(f"[bold]{escape(str(r.path))}[/]: {ranked}", highlight=False)
     if all(r.error for r in results):
         raise typer.Exit(1)
 

@@ -36,7 +36,9 @@ class ExtractConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     backend: str = "auto"
     engines: Path | None = None  # graphs from avemo export, for the onnxruntime backend
-    precision: str = "fp32"  # of those graphs
+    precision: str = "fp32"  # fp32 or fp16 graphs/engines; fp32, fp16 (CUDA) or bf16 for torch
+    compile: bool = False  # torch backend: torch.compile the backbones
+    cuda_graphs: bool = False  # torch backend on CUDA: replay captured CUDA graphs
     device: str = "auto"
     batch_size: int = 2  # clips per backbone batch (x6 snippets)
     workers: int = 1  # decoding processes; 0 decodes in this process
@@ -110,7 +112,8 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
     device = resolve_device(config.device)
     backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
-                             description)
+                             description, compile=config.compile, cuda_graphs=config.cuda_graphs,
+                             opt_batch=config.batch_size * config.video.snippets)
     summary.backend, summary.device, summary.fingerprint = backend.name, str(device), cache.fingerprint
     summary.backbones = (f"video {config.backbones.video_arch} ({video_info.release} weights, "
                          f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")

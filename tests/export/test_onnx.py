@@ -16,7 +16,8 @@ pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip i
 from avemo.cache import FeatureCache  # noqa: E402
 from avemo.cli import app  # noqa: E402
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe  # noqa: E402
-from avemo.engines.onnxruntime import EngineError, OnnxRuntimeBackend  # noqa: E402
+from avemo.engines.graphs import EngineError  # noqa: E402
+from avemo.engines.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from avemo.engines.runtime import TorchBackend, create_backend  # noqa: E402
 from avemo.export.onnx import ExportConfig, export_backbones  # noqa: E402
 from avemo.pipeline.video import VideoConfig  # noqa: E402
@@ -96,8 +97,8 @@ def test_a_damaged_graph_is_refused_with_the_remedy(engines, nets, tmp_path):
 
 def test_auto_keeps_torch_on_a_cpu_where_it_measured_faster(engines, nets):
     video, audio, description = nets
-    assert create_backend("auto", video, audio, CPU).name == "torch"
-    assert create_backend("auto", video, audio, CPU, engines, "fp32", description).name == "torch"
+    assert create_backend("auto", video, audio, CPU).name == "torch-fp32"
+    assert create_backend("auto", video, audio, CPU, engines, "fp32", description).name == "torch-fp32"
     chosen = create_backend("onnxruntime", video, audio, CPU, engines, "fp32", description)
     assert chosen.name == "onnxruntime-fp32 (CPUExecutionProvider)"
     with pytest.raises(RuntimeError, match="needs --engines"):

@@ -1,35 +1,24 @@
 """The ONNX Runtime backend: runs the graphs ``avemo export`` wrote, after checking they fit the weights.
 
-On a CPU it uses ONNX Runtime's CPU provider; with onnxruntime-gpu and a CUDA device it uses the CUDA
-provider and binds torch CUDA tensors directly (no copy through the host). The provider actually in use is
+On a CPU it uses ONNX Runtime's CPU provider; with onnxruntime-gpu and a CUDA device it uses the TensorRT
+provider (when TensorRT is installed) or the CUDA provider, and binds torch CUDA tensors directly (no copy
+through the host). The provider actually in use is
 read back from the session, since onnxruntime-gpu silently falls back to the CPU without CUDA.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from avemo.cache import differing_keys
+from avemo.engines.graphs import EngineError, load_graph
+from avemo.engines.tensorrt import tensorrt_installed
 
 _NUMPY = {"torch.uint8": np.uint8, "torch.float16": np.float16, "torch.float32": np.float32}
 _TORCH = {"torch.uint8": torch.uint8, "torch.float16": torch.float16, "torch.float32": torch.float32}
-
-
-class EngineError(Exception):
-    """A graph or engine that cannot be used; the message names the file and what to do."""
-
-
-def graph_name(kind: str, backbone: dict[str, Any], precision: str) -> str:
-    """File stem of a graph: kind, architecture, a short hash of the weights, precision."""
-    weights = backbone["weights_sha256"]
-    tag = weights[:12] if all(c in "0123456789abcdef" for c in weights) else weights.replace("-", "")
-    return f"{kind}-{backbone['arch']}-{tag}-{precision}"
 
 
 class _Graph:
@@ -38,32 +27,28 @@ class _Graph:
     def __init__(self, engines: Path, kind: str, backbone: dict[str, Any], precision: str, device: torch.device) -> None:
         import onnxruntime as ort
 
-        path = engines / f"{graph_name(kind, backbone, precision)}.onnx"
+        graph = load_graph(engines, kind, backbone, precision)
+        path, manifest = graph.path, graph.manifest
         redo = f"run avemo export --engines {engines} --precision {precision} with the same weights"
-        if not path.is_file():
-            raise EngineError(f"{path}: no {kind} graph for these weights and precision; {redo}")
+        providers: list = ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        if device.type == "cuda" and "CUDAExecutionProvider" in available:
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+            if "TensorrtExecutionProvider" in available and tensorrt_installed():
+                # ONNX Runtime's own TensorRT engines, cached beside the graphs like avemo's.
+                cache = str(engines / "onnxruntime-tensorrt")
+                providers.insert(0, ("TensorrtExecutionProvider", {
+                    "device_id": device.index or 0, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+                    "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}))
         try:
-            manifest = json.loads(path.with_suffix(".json").read_text())
-        except (OSError, json.JSONDecodeError):
-            raise EngineError(f"{path.with_suffix('.json')}: missing or unreadable manifest; {redo}") from None
-        changed = differing_keys(manifest.get("backbone", {}), backbone)
-        if changed:
-            raise EngineError(f"{path}: exported from other weights or settings (differs in "
-                              f"{', '.join(changed[:4])}); {redo}")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != manifest.get("graph_sha256"):
-            raise EngineError(f"{path}: changed or damaged since export (hash differs from its manifest); {redo}")
-        wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
-        providers = [p for p in wanted if p in ort.get_available_providers()]
-        try:
-            self.session = ort.InferenceSession(data, providers=providers)
+            self.session = ort.InferenceSession(graph.data, providers=providers)
         except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own exception types
             raise EngineError(f"{path}: ONNX Runtime cannot load it ({type(err).__name__}); {redo}") from None
         self.manifest, self.device = manifest, device
         self.provider = self.session.get_providers()[0]
-        self.input_name = manifest["input"]["name"]
+        self.input_name = graph.input_name
         self.input_dtype = manifest["input"]["dtype"]
-        self.max_batch = int(manifest["max_batch"])
+        self.max_batch = graph.max_batch
 
     def _run_host(self, x: torch.Tensor) -> torch.Tensor:
         array = x.cpu().numpy().astype(_NUMPY[self.input_dtype], copy=False)
@@ -82,7 +67,7 @@ class _Graph:
         return out.float().cpu()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        run = self._run_cuda if self.provider == "CUDAExecutionProvider" else self._run_host
+        run = self._run_host if self.provider == "CPUExecutionProvider" else self._run_cuda
         return torch.cat([run(chunk) for chunk in x.split(self.max_batch)])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Protocol
 
@@ -36,26 +37,82 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class _CudaGraphed:
+    """Replays one captured CUDA graph per batch shape: launching a 3D ResNet's ~300 kernels costs more CPU
+    time than small batches take on a fast GPU. Inputs are copied into the captured buffer; outputs are cloned
+    out of it, since the next replay overwrites them."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net = net
+        self.graphs: dict[tuple[tuple[int, ...], torch.dtype], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype)
+        if key not in self.graphs:
+            static_in = x.clone()
+            side = torch.cuda.Stream(x.device)
+            side.wait_stream(torch.cuda.current_stream(x.device))
+            with torch.cuda.stream(side):  # warm-up outside the capture, as CUDA graphs require
+                for _ in range(2):
+                    self.net(static_in)
+            torch.cuda.current_stream(x.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.net(static_in)
+            self.graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self.graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+
 class TorchBackend:
-    """Eager PyTorch in eval and inference mode; batches larger than ``max_batch`` are split.
+    """PyTorch in eval and inference mode; batches larger than ``max_batch`` are split.
 
     Weights are kept channels-last: oneDNN's 3D convolutions run about 30% faster that way on a CPU
-    (benchmarks/RESULTS.md), with the same results up to float rounding.
+    (benchmarks/RESULTS.md), with the same results up to float rounding; cuDNN's tensor-core kernels want the
+    same layout. ``precision`` fp16 or bf16 casts weights and inputs (fp16 only on CUDA: CPUs lack fast fp16
+    3D convolutions); ``compile`` runs the nets through ``torch.compile``; ``cuda_graphs`` replays captured
+    CUDA graphs per batch shape.
     """
 
-    name = "torch"
-
-    def __init__(self, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
-                 max_batch: int = 64) -> None:
+    def __init__(self, video: VideoFeatures, audio: AudioFeatures, device: torch.device, max_batch: int = 64,
+                 precision: str = "fp32", compile: bool = False, cuda_graphs: bool = False) -> None:
+        if precision not in TORCH_DTYPES:
+            raise RuntimeError(f"--precision {precision!r}: choose {', '.join(TORCH_DTYPES)}")
+        if precision == "fp16" and device.type != "cuda":
+            raise RuntimeError("--precision fp16 with the torch backend needs CUDA; on a CPU use bf16 or fp32")
+        if cuda_graphs and device.type != "cuda":
+            raise RuntimeError("--cuda-graphs needs a CUDA device")
         self.device = device
         self.max_batch = max_batch
-        self.video_net = video.to(device, memory_format=torch.channels_last_3d).eval()
-        self.audio_net = audio.to(device, memory_format=torch.channels_last).eval()
+        self.dtype = TORCH_DTYPES[precision]
+        if self.dtype != torch.float32 or next(video.parameters()).device != device:
+            # Module.to works in place; the caller's nets stay as they are.
+            video, audio = copy.deepcopy(video), copy.deepcopy(audio)
+        self.video_net = self._prepare(video.to(device, self.dtype, memory_format=torch.channels_last_3d), compile, cuda_graphs)
+        self.audio_net = self._prepare(audio.to(device, self.dtype, memory_format=torch.channels_last), compile, cuda_graphs)
+        tags = [precision] + (["compiled"] if compile else []) + (["cuda-graphs"] if cuda_graphs else [])
+        self.name = f"torch-{'-'.join(tags)}"
+
+    @staticmethod
+    def _prepare(net: torch.nn.Module, compile: bool, cuda_graphs: bool) -> torch.nn.Module:
+        net = net.eval()
+        if compile:
+            net = torch.compile(net, dynamic=False)
+        return _CudaGraphed(net) if cuda_graphs else net
 
     def _run(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            outs = [net(chunk.to(self.device, non_blocking=True)).float().cpu()
-                    for chunk in x.split(self.max_batch)]
+            outs = []
+            for chunk in x.split(self.max_batch):
+                chunk = chunk.to(self.device, non_blocking=True)
+                if chunk.is_floating_point():
+                    chunk = chunk.to(self.dtype)
+                outs.append(net(chunk).float().cpu())
         return torch.cat(outs)
 
     def video(self, snippets: torch.Tensor) -> torch.Tensor:
@@ -65,7 +122,7 @@ class TorchBackend:
         return self._run(self.audio_net, segments)
 
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
 def onnxruntime_installed() -> bool:
@@ -84,24 +141,45 @@ def _onnxruntime_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
-                   engines: Path | None = None, precision: str = "fp32", description: dict | None = None) -> Backend:
-    """The runtime called ``name``.
+def choose_backend(device: torch.device, engines: Path | None) -> str:
+    """What ``--backend auto`` runs: tensorrt > onnxruntime-gpu > torch on CUDA, torch on a CPU.
 
-    ``auto`` takes ONNX Runtime on a CUDA device when graphs were exported (``engines``) and onnxruntime-gpu
-    provides CUDA; otherwise torch. On a CPU, torch with channels-last weights measured 1.2-1.45x faster than
-    ONNX Runtime's CPU provider (benchmarks/RESULTS.md), so ``auto`` does not take ONNX Runtime there.
+    Exported graphs (``engines``) are needed by both ONNX runtimes. On a CPU, torch with channels-last weights
+    measured 1.2-1.45x faster than ONNX Runtime's CPU provider (benchmarks/RESULTS.md), so ``auto`` keeps torch.
     """
+    if device.type == "cuda" and engines is not None:
+        from avemo.engines.tensorrt import tensorrt_installed
+
+        if tensorrt_installed():
+            return "tensorrt"
+        if _onnxruntime_has_cuda():
+            return "onnxruntime"
+    return "torch"
+
+
+def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
+                   engines: Path | None = None, precision: str = "fp32", description: dict | None = None,
+                   compile: bool = False, cuda_graphs: bool = False, opt_batch: int = 12) -> Backend:
+    """The runtime called ``name`` (``auto``: see :func:`choose_backend`)."""
     if name not in BACKENDS:
         raise RuntimeError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     if name == "auto":
-        name = "onnxruntime" if engines is not None and device.type == "cuda" and _onnxruntime_has_cuda() else "torch"
-    if name == "onnxruntime":
+        name = choose_backend(device, engines)
+    if name in ("onnxruntime", "tensorrt"):
         if engines is None or description is None:
-            raise RuntimeError("--backend onnxruntime needs --engines DIR (made by avemo export)")
+            raise RuntimeError(f"--backend {name} needs --engines DIR (made by avemo export)")
+        if precision not in ("fp32", "fp16"):
+            raise RuntimeError(f"--precision {precision}: exported graphs are fp32 or fp16")
+    if name == "onnxruntime":
         if not onnxruntime_installed():
             raise RuntimeError("--backend onnxruntime: onnxruntime is not installed; pip install 'avemo[onnx]'")
         from avemo.engines.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(engines, description, precision, device)
-    return TorchBackend(video, audio, device)
+    if name == "tensorrt":
+        from avemo.engines.tensorrt import TensorRTBackend, tensorrt_installed
+
+        if not tensorrt_installed():
+            raise RuntimeError("--backend tensorrt: TensorRT is not installed; pip install 'avemo[gpu]' on a CUDA machine")
+        return TensorRTBackend(engines, description, precision, device, opt_batch=opt_batch)
+    return TorchBackend(video, audio, device, precision=precision, compile=compile, cuda_graphs=cuda_graphs)

@@ -21,7 +21,7 @@ import torch
 
 from avemo.cache import atomic_write
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
-from avemo.engines.onnxruntime import graph_name
+from avemo.engines.graphs import graph_name
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
 
