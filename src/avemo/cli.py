@@ -79,12 +79,13 @@ def synth(
     height: Annotated[int, typer.Option(min=16, help="Frame height in pixels.")] = 120,
     fps: Annotated[float, typer.Option(min=1.0, help="Frames per second.")] = 30.0,
     split_cues: Annotated[bool, typer.Option(help="Face shows the emotion's pair, voice the member: only fusion tells all 8.")] = False,
+    codec: Annotated[str, typer.Option(help="h264 (as RAVDESS), or vp9 (what DALI's CPU decoder reads).")] = "h264",
 ) -> None:
     """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
     from avemo.synth import SynthConfig, synthesize
 
     try:
-        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues)
+        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues, codec=codec)
     except ValueError as err:
         fail(str(err))
     with _progress() as progress:
@@ -119,7 +120,8 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
 
         def started(todo: int, summary: ExtractSummary) -> None:
             progress.update(task, total=todo)
-            console.print(f"{summary.backbones}; backend {summary.backend} on {summary.device}; {summary.found} clips found, "
+            console.print(f"{summary.backbones}; backend {summary.backend} on {summary.device}, decoder "
+                          f"{summary.decoder}; {summary.found} clips found, "
                           f"{summary.cached_before} already cached, {todo} to extract; cache {cache} "
                           f"(fingerprint {summary.fingerprint})", highlight=False)
 
@@ -169,6 +171,8 @@ def extract(
     compile: Annotated[bool, typer.Option("--compile", help="torch backend: run the backbones through torch.compile.")] = False,
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="torch backend on CUDA: replay captured CUDA graphs.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    decoder: Annotated[str, typer.Option(help="Video decoding: pyav (CPU workers), dali (the GPU's decoder on CUDA; "
+                                              "VP9 only on a CPU), or auto (dali on CUDA when installed).")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
     size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
@@ -189,7 +193,7 @@ def extract(
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
         video=VideoConfig(size=size, resize=size), backend=backend, engines=engines, precision=precision,
-        compile=compile, cuda_graphs=cuda_graphs, device=device, batch_size=batch_size,
+        compile=compile, cuda_graphs=cuda_graphs, device=device, decoder=decoder, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
     if summary.entries == 0:

@@ -21,7 +21,10 @@ from avemo.engines.runtime import Backend, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.clips import Skipped
 from avemo.pipeline.discover import DatasetName, discover
-from avemo.pipeline.prepare import ClipDataset, FailedClip, PreparedClip, keep_as_list
+from avemo.pipeline.dali import DaliFrames, dali_installed
+from avemo.pipeline.decode import ClipError
+from avemo.pipeline.prepare import (ClipDataset, EncodedClip, FailedClip, PreparedClip, audio_segments,
+                                    keep_as_list)
 from avemo.pipeline.video import VideoConfig
 
 
@@ -40,6 +43,7 @@ class ExtractConfig:
     compile: bool = False  # torch backend: torch.compile the backbones
     cuda_graphs: bool = False  # torch backend on CUDA: replay captured CUDA graphs
     device: str = "auto"
+    decoder: str = "auto"  # pyav, dali, or auto (dali on a CUDA device when DALI is installed)
     batch_size: int = 2  # clips per backbone batch (x6 snippets)
     workers: int = 1  # decoding processes; 0 decodes in this process
     dtype: str = "float16"
@@ -58,6 +62,7 @@ class ExtractSummary:
     backbone_seconds: float = 0.0
     backbones: str = ""  # what runs, for the start line: architectures and input normalisation
     backend: str = ""
+    decoder: str = ""
     device: str = ""
     fingerprint: str = ""
     entries: int = 0
@@ -94,6 +99,60 @@ def extract_batch(backend: Backend, clips: list[PreparedClip]) -> tuple[torch.Te
     return v.view(b, s, *v.shape[1:]), backend.audio(audio).view(b, s, -1)
 
 
+DECODERS = ("auto", "pyav", "dali")
+
+
+def resolve_decoder(name: str, device: torch.device) -> str:
+    """``pyav``, ``dali-gpu`` or ``dali-cpu`` for ``--decoder name`` on ``device``."""
+    if name not in DECODERS:
+        raise RuntimeError(f"unknown decoder {name!r}; choose from {', '.join(DECODERS)}")
+    if name == "auto":
+        return "dali-gpu" if device.type == "cuda" and dali_installed() else "pyav"
+    if name == "dali":
+        if not dali_installed():
+            raise RuntimeError("--decoder dali: DALI is not installed; pip install 'avemo[gpu]' (or 'avemo[dali]')")
+        return "dali-gpu" if device.type == "cuda" else "dali-cpu"
+    return name
+
+
+def extract_encoded(backend: Backend, frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig,
+                    device: torch.device) -> tuple[list[EncodedClip], torch.Tensor, torch.Tensor, list[FailedClip]]:
+    """Features of clips whose frames DALI decodes and whose spectrograms torch computes on ``device``.
+
+    A clip DALI cannot decode fails alone: the batch is retried clip by clip on a fresh pipeline.
+    """
+    failed, kept, segs = [], [], []
+    for clip in clips:
+        try:
+            segs.append(audio_segments(clip.samples.to(device, non_blocking=True), clip.centres, audio, clip.record.path))
+            kept.append(clip)
+        except ClipError as err:
+            failed.append(FailedClip(clip.record, err))
+    if not kept:
+        return [], torch.empty(0), torch.empty(0), failed
+    try:
+        snippets = frames([c.request for c in kept])
+    except RuntimeError:
+        frames.reset()
+        ok, parts, ok_segs = [], [], []
+        for clip, seg in zip(kept, segs):
+            try:
+                parts.append(frames([clip.request]))
+                ok.append(clip)
+                ok_segs.append(seg)
+            except RuntimeError as err:
+                frames.reset()
+                failed.append(FailedClip(clip.record, ClipError(clip.record.path, "DALI cannot decode the video",
+                                                                f"{str(err).splitlines()[0][:200]}; try --decoder pyav")))
+        if not ok:
+            return [], torch.empty(0), torch.empty(0), failed
+        kept, segs, snippets = ok, ok_segs, torch.cat(parts)
+    b, s = snippets.shape[:2]
+    v = backend.video(snippets.flatten(0, 1))
+    a = backend.audio(torch.cat(segs))
+    return kept, v.view(b, s, *v.shape[1:]), a.view(b, s, -1), failed
+
+
 def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary], None] | None = None,
                 on_clip: Callable[[str], None] | None = None) -> ExtractSummary:
     """Fill ``config.cache`` with features of every usable clip under ``config.data``.
@@ -114,7 +173,10 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
                              description, compile=config.compile, cuda_graphs=config.cuda_graphs,
                              opt_batch=config.batch_size * config.video.snippets)
+    decoder = resolve_decoder(config.decoder, device)
+    frames = DaliFrames(config.video, device, config.batch_size) if decoder != "pyav" else None
     summary.backend, summary.device, summary.fingerprint = backend.name, str(device), cache.fingerprint
+    summary.decoder = decoder
     summary.backbones = (f"video {config.backbones.video_arch} ({video_info.release} weights, "
                          f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")
 
@@ -123,21 +185,26 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     summary.setup_seconds = time.perf_counter() - start
     if on_start is not None:
         on_start(len(todo), summary)
-    loader = DataLoader(ClipDataset(todo, config.video, config.audio), batch_size=config.batch_size,
+    loader = DataLoader(ClipDataset(todo, config.video, config.audio, decoder), batch_size=config.batch_size,
                         num_workers=config.workers, collate_fn=keep_as_list, worker_init_fn=_init_worker,
                         prefetch_factor=2 if config.workers else None)
     try:
         for batch in loader:
-            ready = [c for c in batch if isinstance(c, PreparedClip)]
-            for bad in (c for c in batch if isinstance(c, FailedClip)):
+            failed = [c for c in batch if isinstance(c, FailedClip)]
+            ready = [c for c in batch if not isinstance(c, FailedClip)]
+            tick = time.perf_counter()
+            if ready and frames is not None:
+                ready, video, audio, more = extract_encoded(backend, frames, ready, config.audio, device)
+                failed += more
+            elif ready:
+                video, audio = extract_batch(backend, ready)
+            summary.backbone_seconds += time.perf_counter() - tick
+            for bad in failed:
                 summary.failed.append(Skipped(bad.record.path, bad.error.reason, bad.error.hint))
                 if on_clip is not None:
                     on_clip(bad.record.clip_id)
             if not ready:
                 continue
-            tick = time.perf_counter()
-            video, audio = extract_batch(backend, ready)
-            summary.backbone_seconds += time.perf_counter() - tick
             for clip, v, a in zip(ready, video, audio):
                 try:
                     cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)

@@ -85,6 +85,10 @@ class Actor:
         )
 
 
+ENCODERS = {"h264": ("libx264", {"preset": "veryfast", "crf": "20"}),
+            "vp9": ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"})}
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     width: int = 160
@@ -95,8 +99,11 @@ class SynthConfig:
     max_seconds: float = 3.6
     variable_frame_rate: bool = False  # frame durations vary from 0.5x to 1.5x, as in phone recordings
     split_cues: bool = False  # each modality shows only part of the emotion (see split_proxies)
+    codec: str = "h264"  # or "vp9": what DALI's CPU decoder reads, so its graph can be tested without a GPU
 
     def __post_init__(self) -> None:
+        if self.codec not in ENCODERS:
+            raise ValueError(f"--codec {self.codec!r}: choose {' or '.join(ENCODERS)}")
         if self.width % 2 or self.height % 2:
             raise ValueError(f"--width {self.width} / --height {self.height}: H.264 (yuv420p) needs even sizes")
 
@@ -199,7 +206,7 @@ def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mo
 
 def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: np.ndarray | None,
                config: SynthConfig, audio_start: float = 0.0, faststart: bool = False) -> None:
-    """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 + AAC (mp4, flv or mkv).
+    """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 or VP9 + AAC (mp4, flv or mkv).
 
     ``audio_start`` delays the soundtrack's first sample (seconds); ``faststart`` puts the mp4 index first,
     as streaming-ready files do (a truncated one still opens).
@@ -211,10 +218,11 @@ def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: n
         raise ValueError(f"{path}: write .mp4, .flv or .mkv")
     options = {"movflags": "faststart"} if faststart and muxer == "mp4" else {}
     with av.open(str(tmp), mode="w", format=muxer, options=options) as container:
-        vstream = container.add_stream("libx264", rate=Fraction(config.fps).limit_denominator(1001))
+        encoder, options = ENCODERS[config.codec]
+        vstream = container.add_stream(encoder, rate=Fraction(config.fps).limit_denominator(1001))
         vstream.width, vstream.height, vstream.pix_fmt = config.width, config.height, "yuv420p"
         vstream.codec_context.time_base = Fraction(1, 1000)
-        vstream.options = {"preset": "veryfast", "crf": "20"}
+        vstream.options = options
         astream = None
         if audio is not None:
             astream = container.add_stream("aac", rate=config.sample_rate, layout="stereo")

@@ -33,11 +33,13 @@ class ClipError(Exception):
 
 @dataclass
 class DecodedClip:
-    frames: np.ndarray  # (N, H, W, 3) uint8, short side scaled to VideoConfig.resize
+    frames: np.ndarray | None  # (N, H, W, 3) uint8, short side scaled to VideoConfig.resize; None: not decoded
     times: np.ndarray  # (N,) presentation times in seconds from the first frame, ascending
     duration: float  # seconds covered by the video frames
     samples: np.ndarray  # (M,) float32 mono at ``sample_rate``, sample 0 at the first video frame
     sample_rate: int
+    codec: str = ""  # of the video stream, e.g. "h264"
+    size: tuple[int, int] = (0, 0)  # (width, height) of the coded video
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -88,8 +90,11 @@ def _declared_duration(container: av.container.InputContainer, stream: av.VideoS
 
 
 def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
-                audio_path: Path | None = None) -> DecodedClip:
+                audio_path: Path | None = None, video_frames: bool = True) -> DecodedClip:
     """Decode ``path`` once; the soundtrack comes from the clip itself, else from ``audio_path``.
+
+    With ``video_frames=False`` the video packets are only demuxed, not decoded: their presentation times are
+    the frames' (one frame per packet), for a decoder elsewhere (DALI on the GPU) to decode the frames.
 
     Raises ``ClipError`` for files that cannot be used, including truncated ones: a damaged tail is
     tolerated only while the decoded frames still span nearly all of the declared duration.
@@ -106,7 +111,9 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
             raise ClipError(path, "no audio track (or the file is truncated)",
                             "avemo needs the clip's soundtrack: if the clip has sound, copy it again; otherwise "
                             "use the audio-video (modality 01) file, or put a WAV with the same name beside it")
-        width, height = video.scaled_size(vstream.codec_context.width, vstream.codec_context.height)
+        coded = (vstream.codec_context.width, vstream.codec_context.height)
+        codec = vstream.codec_context.name
+        width, height = video.scaled_size(*coded)
         rate = float(vstream.average_rate or 30)
         declared = _declared_duration(container, vstream)
         frames: list[np.ndarray] = []
@@ -117,6 +124,10 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         damage = ""
         try:
             for packet in container.demux(*[s for s in (vstream, astream) if s is not None]):
+                if not video_frames and packet.stream is vstream:
+                    if packet.size and packet.pts is not None:
+                        times.append(float(packet.pts * vstream.time_base))
+                    continue
                 for frame in packet.decode():
                     if isinstance(frame, av.VideoFrame):
                         times.append(frame.time if frame.time is not None else len(times) / rate)
@@ -129,7 +140,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
             damage = _why(err)
         if astream is not None:
             _collect(resampler.resample(None), chunks)
-    if not frames:
+    if not times:
         raise ClipError(path, "no video frames decoded (corrupt or truncated)", TRUNCATED_HINT)
     order = np.argsort(times, kind="stable")
     t = np.asarray(times, dtype=np.float64)[order]
@@ -152,6 +163,6 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
             raise ClipError(audio_path, "empty soundtrack", "the WAV holds no samples")
     else:
         raise ClipError(path, "empty soundtrack", "the audio track holds no samples")
-    frames_arr = np.stack([frames[i] for i in order])
+    frames_arr = np.stack([frames[i] for i in order]) if video_frames else None
     return DecodedClip(frames=frames_arr, times=t, duration=duration, samples=samples.astype(np.float32),
-                       sample_rate=sample_rate)
+                       sample_rate=sample_rate, codec=codec, size=coded)

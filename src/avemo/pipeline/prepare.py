@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from avemo.pipeline.audio import AudioConfig, log_spectrogram, segments
 from avemo.pipeline.clips import ClipRecord
+from avemo.pipeline.dali import CPU_CODECS, FrameRequest
 from avemo.pipeline.decode import ClipError, decode_clip
 from avemo.pipeline.video import VideoConfig, sample_indices, snippet_windows, snippets_from_frames
 
@@ -32,6 +34,19 @@ class PreparedClip:
 
 
 @dataclass
+class EncodedClip:
+    """A clip whose frames DALI will decode: the request for DALI and the soundtrack for the spectrogram."""
+
+    record: ClipRecord
+    request: FrameRequest
+    samples: torch.Tensor  # (M,) float32 mono, sample 0 at the first video frame
+    centres: np.ndarray  # (S,) seconds: the snippets' centres, where the audio segments are cut
+    frame_count: int
+    duration: float
+    seconds: float = 0.0
+
+
+@dataclass
 class FailedClip:
     record: ClipRecord
     error: ClipError
@@ -44,11 +59,34 @@ def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig,
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
     frames = snippets_from_frames(decoded.frames, index, video.size)
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
+    segs = audio_segments(torch.from_numpy(decoded.samples), centres, audio, path)
+    return frames, segs, len(decoded.times), decoded.duration
+
+
+def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_decoder: bool) -> EncodedClip:
+    """Demux one clip (no video decoding) and choose its frames, for DALI; raise ``ClipError``.
+
+    ``cpu_decoder``: DALI will decode on the CPU, which reads VP9/VP8 only; other codecs fail here, one clip
+    at a time, rather than inside DALI where a failure stops the pipeline.
+    """
+    decoded = decode_clip(record.path, video, audio.sample_rate, record.audio_path, video_frames=False)
+    if cpu_decoder and decoded.codec not in CPU_CODECS:
+        raise ClipError(record.path, f"DALI cannot decode {decoded.codec} on the CPU",
+                        "use --decoder pyav, or a CUDA device for DALI")
+    index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
+    request = FrameRequest(np.frombuffer(record.path.read_bytes(), np.uint8), decoded.size, index)
+    centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
+    return EncodedClip(record, request, torch.from_numpy(decoded.samples), centres, len(decoded.times),
+                       decoded.duration)
+
+
+def audio_segments(samples: torch.Tensor, centres: np.ndarray, audio: AudioConfig, path: Path) -> torch.Tensor:
+    """Spectrogram segments of a soundtrack on whatever device it is on; raise ``ClipError`` if unusable."""
     try:
-        spec = log_spectrogram(torch.from_numpy(decoded.samples), audio)
+        spec = log_spectrogram(samples, audio)
     except ValueError as err:
         raise ClipError(path, "unusable soundtrack", str(err)) from err
-    return frames, segments(spec, centres, audio), len(decoded.times), decoded.duration
+    return segments(spec, centres, audio)
 
 
 def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> PreparedClip:
@@ -58,19 +96,26 @@ def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> 
 
 
 class ClipDataset(Dataset):
-    """Prepares clips on demand; a bad clip comes back as ``FailedClip`` so a batch never dies of it."""
+    """Prepares clips on demand; a bad clip comes back as ``FailedClip`` so a batch never dies of it.
 
-    def __init__(self, clips: list[ClipRecord], video: VideoConfig, audio: AudioConfig) -> None:
-        self.clips, self.video, self.audio = clips, video, audio
+    ``decoder`` "pyav" decodes the frames here; "dali-cpu" and "dali-gpu" only demux them, for DALI.
+    """
+
+    def __init__(self, clips: list[ClipRecord], video: VideoConfig, audio: AudioConfig,
+                 decoder: str = "pyav") -> None:
+        self.clips, self.video, self.audio, self.decoder = clips, video, audio, decoder
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, i: int) -> PreparedClip | FailedClip:
+    def __getitem__(self, i: int) -> PreparedClip | EncodedClip | FailedClip:
         record = self.clips[i]
         start = time.perf_counter()
         try:
-            clip = prepare_clip(record, self.video, self.audio)
+            if self.decoder == "pyav":
+                clip: PreparedClip | EncodedClip = prepare_clip(record, self.video, self.audio)
+            else:
+                clip = encode_clip(record, self.video, self.audio, cpu_decoder=self.decoder == "dali-cpu")
             clip.seconds = time.perf_counter() - start
             return clip
         except ClipError as err:

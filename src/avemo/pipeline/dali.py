@@ -1,0 +1,112 @@
+"""Video frames decoded, sampled, scaled and cropped by NVIDIA DALI: on the GPU's decoder, or on the CPU.
+
+The frames to sample are chosen exactly as on the PyAV path (:func:`avemo.pipeline.video.sample_indices` on
+the presentation times read by demuxing), so both paths feed the backbones the same frames. DALI decodes
+only the distinct frames a clip needs, scales the short side to ``VideoConfig.resize`` at the size
+``VideoConfig.scaled_size`` gives, crops the same centred square as :func:`centre_crop_box`, and restores
+the sampled order (repeats included) with ``sequence_rearrange``. On a CUDA device the decoding runs on NVDEC
+(DALI's ``mixed`` backend) and the frames reach torch as CUDA tensors without a trip through the host.
+
+DALI's CPU decoder reads VP9 (and VP8) but not H.264: on the CPU this module is how the graph is tested,
+not how RAVDESS is read. ``nvidia.dali`` is imported only when a decoder is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avemo.pipeline.video import VideoConfig, centre_crop_box
+
+CPU_CODECS = frozenset({"vp9", "vp8"})  # what DALI's CPU video decoder reads
+
+
+def dali_installed() -> bool:
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class FrameRequest:
+    """One clip for DALI: its file's bytes, coded size, and the frame indices (snippets, frames) to sample."""
+
+    encoded: np.ndarray  # uint8 bytes of the whole file
+    size: tuple[int, int]  # (width, height) of the coded video
+    index: np.ndarray  # (S, F) indices into the frames in presentation order
+
+
+class DaliFrames:
+    """Decodes batches of clips into snippets (B, S, 3, F, size, size) uint8 on ``device``."""
+
+    def __init__(self, video: VideoConfig, device: torch.device, batch_size: int, threads: int = 2) -> None:
+        self.video, self.device, self.batch_size, self.threads = video, device, batch_size, threads
+        self.pipe = self._build()
+
+    def _build(self):
+        from nvidia.dali import fn, pipeline_def, types
+
+        video, device = self.video, self.device
+        gpu = device.type == "cuda"
+
+        # Depth 1: each batch is fed, then run; deeper queues expect data fed ahead of time.
+        @pipeline_def(batch_size=self.batch_size, num_threads=self.threads,
+                      device_id=(device.index or 0) if gpu else None, prefetch_queue_depth=1)
+        def graph():
+            encoded = fn.external_source(name="encoded", dtype=types.UINT8, ndim=1)
+            frames = fn.external_source(name="frames", dtype=types.INT32, ndim=1)
+            order = fn.external_source(name="order", dtype=types.INT32, ndim=1)
+            scaled = fn.external_source(name="scaled", dtype=types.FLOAT, ndim=1)
+            anchor = fn.external_source(name="anchor", dtype=types.FLOAT, ndim=1)
+            v = fn.decoders.video(encoded, device="mixed" if gpu else "cpu", frames=frames)
+            v = fn.resize(v, resize_x=scaled[0], resize_y=scaled[1])  # as scaled_size computes them
+            v = fn.crop(v, crop=(video.size, video.size), crop_pos_x=anchor[0], crop_pos_y=anchor[1])
+            return fn.sequence_rearrange(v, new_order=order)
+
+        pipe = graph()
+        pipe.build()
+        return pipe
+
+    def reset(self) -> None:
+        """A fresh pipeline: after DALI fails on a clip, the old one cannot run again."""
+        self.pipe = self._build()
+
+    def _feeds(self, requests: list[FrameRequest]) -> dict[str, list[np.ndarray]]:
+        feeds: dict[str, list[np.ndarray]] = {k: [] for k in ("encoded", "frames", "order", "scaled", "anchor")}
+        size = self.video.size
+        for r in requests:
+            unique, order = np.unique(r.index.reshape(-1), return_inverse=True)
+            width, height = self.video.scaled_size(*r.size)
+            x, y = centre_crop_box(width, height, size)
+            # DALI places the crop at round(pos * (extent - size)); these positions land on x and y exactly.
+            pos = [x / (width - size) if width > size else 0.5, y / (height - size) if height > size else 0.5]
+            feeds["encoded"].append(r.encoded)
+            feeds["frames"].append(unique.astype(np.int32))
+            feeds["order"].append(order.reshape(-1).astype(np.int32))
+            feeds["scaled"].append(np.array([width, height], np.float32))
+            feeds["anchor"].append(np.array(pos, np.float32))
+        return feeds
+
+    def __call__(self, requests: list[FrameRequest]) -> torch.Tensor:
+        """Snippets of up to ``batch_size`` clips; raises ``RuntimeError`` (DALI's) if a clip cannot be decoded."""
+        if not 0 < len(requests) <= self.batch_size:
+            raise ValueError(f"{len(requests)} clips for a decoder of batch size {self.batch_size}")
+        for name, data in self._feeds(requests).items():
+            self.pipe.feed_input(name, data)
+        (out,) = self.pipe.run()
+        frames = self._to_torch(out.as_tensor())  # (B, S*F, size, size, 3); DALI reuses its buffer: copied
+        s, f, size = self.video.snippets, self.video.frames, self.video.size
+        return frames.view(len(requests), s, f, size, size, 3).permute(0, 1, 5, 2, 3, 4).contiguous()
+
+    def _to_torch(self, tensor) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return torch.from_numpy(np.array(tensor))
+        from nvidia.dali.plugin.pytorch import feed_ndarray
+
+        out = torch.empty(tensor.shape(), dtype=torch.uint8, device=self.device)
+        feed_ndarray(tensor, out, cuda_stream=torch.cuda.current_stream(self.device))
+        return out
