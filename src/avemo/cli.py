@@ -123,7 +123,7 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
             console.print(f"{summary.backbones}; backend {summary.backend} on {summary.device}, decoder "
                           f"{summary.decoder}; {summary.found} clips found, "
                           f"{summary.cached_before} already cached, {todo} to extract; cache {cache} "
-                          f"(fingerprint {summary.fingerprint})", highlight=False)
+                          f"(fingerprint {summary.fingerprint})", highlight=False, soft_wrap=True)
 
         try:
             summary = run_extract(config, on_start=started, on_clip=lambda _: progress.advance(task))
