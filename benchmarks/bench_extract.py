@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from seed_baseline import seed_backbone, seek_frames  # noqa: E402
+from avemo.bench.seed_extract import seed_backbone, seek_frames  # noqa: E402
 
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video  # noqa: E402
 from avemo.engines.runtime import create_backend  # noqa: E402

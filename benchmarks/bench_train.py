@@ -36,7 +36,7 @@ def run_variant(name: str, batch: int, steps: int) -> dict:
     audio = torch.randn(64, 6, 512).half()
     labels = torch.arange(64) % 8
     if name == "seed":
-        from seed_fusion import SeedFusion, seed_step
+        from avemo.bench.seed_fusion import SeedFusion, seed_step
 
         model = SeedFusion()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

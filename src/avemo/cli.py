@@ -458,6 +458,40 @@ def predict(
 
 
 @app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (under two minutes on two CPU cores).")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Measure decoding, backbones, extraction and a fusion step side by side, as multiples of the seed."""
+    from avemo.bench.suite import BenchConfig, plot, run_bench
+
+    def show(section) -> None:
+        table = Table(title=section.title, caption=f"baseline: {section.baseline}")
+        for column in ("row", "s per unit", "x baseline", "note"):
+            table.add_column(column)
+        for row in section.rows:
+            table.add_row(escape(row.name), f"{row.seconds:.4f} / {row.unit}", f"{row.ratio:.2f}x", escape(row.note))
+        console.print(table)
+        for limit in section.limits:
+            console.print(f"  {escape(limit)}", highlight=False, soft_wrap=True)
+
+    try:
+        with console.status("benchmarking (sections print as they finish)"):
+            report = run_bench(BenchConfig(quick=quick, device=device, workdir=None), on_section=show)
+    except RuntimeError as err:
+        fail(_one_line(err))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.md").write_text(report.markdown())
+    plot(report, out / "bench.png")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=1))
+    console.print(f"[bold green]done[/]: {out / 'bench.md'}, {out / 'bench.png'}"
+                  + (f", {json_path}" if json_path else ""), highlight=False)
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the synthetic dataset, its cache and the run.")] = Path("avemo-demo"),
     actors: Annotated[int, typer.Option(min=4, max=24, help="Synthetic actors (4 folds need at least 4).")] = 8,

@@ -1,0 +1,370 @@
+"""The benchmark suite behind ``avemo bench``: decoding, backbones, end-to-end extraction, a fusion step.
+
+Each section compares its rows side by side in one run, on the same synthetic clips, as medians over repeats
+after a warm-up, and reads every row as a ratio to the section's baseline: the seed's approach where one
+exists (per-frame seeks; a 256 x 256 squash through a train-mode 3D ResNet with autograd, one clip at a time;
+three forward passes per triplet), torch eager fp32 for the runtimes. Beside the figures stand the physical
+limits: FLOPs per clip counted by torch's FLOP counter, the device's measured matrix-multiply peak, the
+decoder's frames per second.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from avemo.engines.backbones import BackboneConfig, build_audio, build_video
+from avemo.engines.runtime import TorchBackend, resolve_device
+from avemo.pipeline.audio import AudioConfig
+from avemo.pipeline.video import VideoConfig
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    quick: bool = False  # a smaller, shorter run (under two minutes on two CPU cores)
+    device: str = "auto"
+    workdir: Path | None = None  # synthetic clips and caches; a temporary folder by default
+
+    @property
+    def repeats(self) -> int:
+        return 2 if self.quick else 3
+
+    @property
+    def clips(self) -> int:
+        return 2 if self.quick else 4
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return (640, 360) if self.quick else (1280, 720)  # RAVDESS is 1280 x 720
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float  # median per unit (clip or step)
+    unit: str  # what one ``seconds`` covers
+    ratio: float = 1.0  # baseline seconds / these seconds: "x times the baseline"
+    note: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    baseline: str
+    rows: list[Row] = field(default_factory=list)
+    limits: list[str] = field(default_factory=list)
+
+    def add(self, name: str, seconds: float, unit: str, note: str = "") -> None:
+        base = self.rows[0].seconds if self.rows else seconds
+        self.rows.append(Row(name, seconds, unit, base / seconds if seconds > 0 else float("inf"), note))
+
+
+@dataclass
+class BenchReport:
+    device: str
+    machine: str
+    date: str
+    quick: bool
+    sections: list[Section] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        lines = [f"# avemo bench{' --quick' if self.quick else ''}: {self.device}, {self.machine}, {self.date}", ""]
+        for section in self.sections:
+            lines += [f"## {section.title}", "", f"Baseline: {section.baseline}.", "",
+                      "| row | seconds | per | x baseline | note |", "|---|---|---|---|---|"]
+            lines += [f"| {r.name} | {r.seconds:.4f} | {r.unit} | {r.ratio:.2f}x | {r.note} |" for r in section.rows]
+            lines += [""] + [f"- {limit}" for limit in section.limits] + [""]
+        return "\n".join(lines)
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones (CUDA synchronised)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync()
+        start = time.perf_counter()
+        fn()
+        _sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: torch.device) -> str:
+    """Measured peak of a large matrix product (what the backbones' convolutions can hope for)."""
+    n = 2048 if device.type == "cpu" else 8192
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = median_seconds(lambda: a @ a, repeats=3)
+    return f"measured peak: {2 * n ** 3 / seconds / 1e9:.0f} GFLOP/s ({str(dtype).split('.')[-1]} {n}x{n} matrix product)"
+
+
+def count_gflop(net: torch.nn.Module, example: torch.Tensor) -> float:
+    """Forward GFLOP of ``net`` on ``example`` as torch's FLOP counter counts them (multiply-add = 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        net(example)
+    return counter.get_total_flops() / 1e9
+
+
+def _synth(root: Path, config: BenchConfig, codec: str = "h264") -> list[Path]:
+    from avemo.synth import SynthConfig, synthesize
+
+    width, height = config.frame_size
+    return synthesize(root, actors=1, clips_per_actor=config.clips, seed=3,
+                      config=SynthConfig(width=width, height=height, codec=codec))
+
+
+def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, device: torch.device) -> Section:
+    from avemo.bench.seed_extract import seek_frames
+    from avemo.pipeline.decode import decode_clip
+    from avemo.pipeline.prepare import encode_clip
+    from avemo.pipeline.discover import discover
+
+    video, audio = VideoConfig(), AudioConfig()
+    width, height = config.frame_size
+    section = Section(f"Video decoding, {len(paths)} synthetic {width}x{height} clips",
+                      "the seed's per-frame seeks (96 seeks, frames squashed to 256 x 256)")
+    section.add("seed: seek per frame", median_seconds(lambda: [seek_frames(p) for p in paths], config.repeats) / len(paths), "clip")
+    frames = []
+    pyav = median_seconds(lambda: frames.append(sum(len(decode_clip(p, video, audio.sample_rate).times) for p in paths)),
+                          config.repeats) / len(paths)
+    section.add("pyav: one pass, scaled while decoding (H.264)", pyav, "clip")
+    section.limits.append(f"PyAV decodes {frames[-1] / len(paths) / pyav:.0f} frames/s on this machine (one process)")
+    from avemo.pipeline.dali import DaliFrames, dali_installed
+
+    if not dali_installed():
+        section.limits.append("DALI: not installed (pip install 'avemo[dali]' or 'avemo[gpu]'), no DALI rows")
+        return section
+    gpu = device.type == "cuda"
+    clips = discover(paths[0].parent.parent if gpu else vp9[0].parent.parent).clips
+    requests = [encode_clip(c, video, audio, cpu_decoder=not gpu).request for c in clips]
+    dali = DaliFrames(video, device, batch_size=len(requests))
+    if not gpu:
+        vp9_pyav = median_seconds(lambda: [decode_clip(p, video, audio.sample_rate) for p in vp9], config.repeats) / len(vp9)
+        section.add("pyav on the same clips as VP9", vp9_pyav, "clip")
+    seconds = median_seconds(lambda: dali(requests), config.repeats) / len(requests)
+    section.add(f"dali ({'GPU decoder, H.264' if gpu else 'CPU, VP9: the CPU decoder reads no H.264'}): "
+                "96 sampled frames, scaled and cropped", seconds, "clip")
+    return section
+
+
+def _backends(video_net, audio_net, device: torch.device, quick: bool) -> list[tuple[str, Callable[[], Any]]]:
+    """(label, factory) of every runtime worth timing on ``device``; torch eager fp32 first."""
+    rows: list[tuple[str, Callable[[], Any]]] = [("torch eager fp32", lambda: TorchBackend(video_net, audio_net, device))]
+    rows.append(("torch bf16", lambda: TorchBackend(video_net, audio_net, device, precision="bf16")))
+    if device.type == "cuda":
+        rows += [("torch fp16", lambda: TorchBackend(video_net, audio_net, device, precision="fp16")),
+                 ("torch fp16 + CUDA graphs", lambda: TorchBackend(video_net, audio_net, device, precision="fp16",
+                                                                  cuda_graphs=True))]
+        if not quick:
+            rows.append(("torch fp16 compiled", lambda: TorchBackend(video_net, audio_net, device, precision="fp16",
+                                                                     compile=True)))
+    return rows
+
+
+def _exported_backends(video_net, audio_net, backbones: BackboneConfig, device: torch.device,
+                       work: Path) -> list[tuple[str, Callable[[], Any]]]:
+    """ONNX Runtime (and TensorRT on CUDA) rows: the graphs are exported first, which takes a while."""
+    from avemo.engines.backbones import describe
+    from avemo.engines.runtime import onnxruntime_installed
+    from avemo.engines.tensorrt import tensorrt_installed
+
+    if not onnxruntime_installed():
+        return []
+    from avemo.engines.onnxruntime import OnnxRuntimeBackend
+    from avemo.export.onnx import ExportConfig, export_backbones
+
+    _, video_info = build_video(backbones)
+    _, audio_info = build_audio(backbones)
+    description = describe(backbones, video_net, video_info, audio_info)
+    engines = work / "engines"
+    rows = []
+    for precision in ("fp32", "fp16"):
+        export_backbones(ExportConfig(engines=engines, backbones=backbones, precision=precision))
+        rows.append((f"onnxruntime {precision} graph",
+                     lambda p=precision: OnnxRuntimeBackend(engines, description, p, device)))
+        if device.type == "cuda" and tensorrt_installed():
+            from avemo.engines.tensorrt import TensorRTBackend
+
+            rows.append((f"tensorrt {precision}", lambda p=precision: TensorRTBackend(engines, description, p, device)))
+    return rows
+
+
+def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Section:
+    from avemo.bench.seed_extract import seed_backbone
+
+    backbones = BackboneConfig()
+    video_net, _ = build_video(backbones)
+    audio_net, _ = build_audio(backbones)
+    v, a = VideoConfig(), AudioConfig()
+    section = Section("Backbones per runtime (3D ResNet-101 on 6 snippets + ResNet-18 on 6 segments per clip)",
+                      "the seed's video backbone: 256 x 256 squash, train mode + autograd, one clip at a time")
+    seed_net = build_video(backbones)[0].net.to(device)
+    seed_input = torch.rand(6, 3, 16, 256, 256, device=device) * 255
+    seed_gflop = 6 * count_gflop(seed_net, seed_input[:1])
+    seed_seconds = median_seconds(lambda: seed_backbone(seed_net, seed_input), max(1, config.repeats - 1))
+    section.add("seed (video only)", seed_seconds, "clip", f"{seed_gflop / seed_seconds:.0f} GFLOP/s")
+    del seed_net, seed_input
+    snippet_gflop = count_gflop(video_net, torch.zeros(1, 3, v.frames, v.size, v.size, dtype=torch.uint8))
+    segment_gflop = count_gflop(audio_net, torch.zeros(1, a.freq_bins, a.segment_frames))
+    clip_gflop = 6 * (snippet_gflop + segment_gflop)
+    rows = _backends(video_net, audio_net, device, config.quick)
+    if not config.quick:
+        rows += _exported_backends(video_net, audio_net, backbones, device, work)
+    for batch in (1,) if config.quick else (1, 4):
+        snippets = torch.randint(0, 256, (6 * batch, 3, v.frames, v.size, v.size), dtype=torch.uint8, device=device)
+        segments = torch.randn(6 * batch, a.freq_bins, a.segment_frames, device=device)
+        eager = None
+        for label, make in rows:
+            try:
+                backend = make()
+            except Exception as err:  # noqa: BLE001 - a runtime that cannot start here is reported, not fatal
+                section.limits.append(f"{label}: not measured ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+                continue
+            seconds = median_seconds(lambda: (backend.video(snippets), backend.audio(segments)), config.repeats) / batch
+            eager = eager or seconds
+            section.add(f"{label}, {batch} clip{'s' if batch > 1 else ''} per call", seconds, "clip",
+                        f"{clip_gflop / seconds:.0f} GFLOP/s; {eager / seconds:.2f}x torch eager fp32")
+    section.limits += [f"FLOPs per clip counted by torch: video {6 * snippet_gflop:.1f} GFLOP ({snippet_gflop:.1f} per "
+                       f"16x{v.size}x{v.size} snippet), audio {6 * segment_gflop:.1f} GFLOP "
+                       f"({segment_gflop:.2f} per {a.freq_bins}x{a.segment_frames} segment); the seed's 256 x 256 "
+                       f"squash: {seed_gflop:.0f} GFLOP of video per clip",
+                       matmul_peak(device)]
+    return section
+
+
+def bench_extract(paths: list[Path], config: BenchConfig, device: torch.device, work: Path) -> Section:
+    from avemo.bench.seed_extract import seed_backbone, seek_frames
+    from avemo.extract import ExtractConfig, run_extract
+
+    data = paths[0].parent.parent
+    section = Section(f"Feature extraction end to end, {len(paths)} clips", "the seed's approach, one clip at a time")
+    seed_net = build_video(BackboneConfig())[0].net.to(device)
+
+    def seed() -> None:
+        for p in paths:
+            seed_backbone(seed_net, seek_frames(p).to(device))
+
+    section.add("seed: seek per frame + 256x256 squash + train-mode backbone (video only)",
+                median_seconds(seed, 1, warmup=0) / len(paths), "clip")
+    del seed_net
+    runs = iter(range(100))
+
+    def avemo(decoder: str) -> float:
+        summary = run_extract(ExtractConfig(data=data, cache=work / f"cache-{decoder}-{next(runs)}", device=str(device),
+                                            decoder=decoder, batch_size=len(paths)))
+        return 1 / summary.clips_per_second
+
+    section.add("avemo extract, pyav decoder (video + audio)", statistics.median(avemo("pyav") for _ in range(config.repeats)), "clip",
+                "set-up excluded")
+    if device.type == "cuda":
+        from avemo.pipeline.dali import dali_installed
+
+        if dali_installed():
+            section.add("avemo extract, dali decoder (video + audio)",
+                        statistics.median(avemo("dali") for _ in range(config.repeats)), "clip", "set-up excluded")
+    return section
+
+
+def bench_training(config: BenchConfig, device: torch.device) -> Section:
+    from avemo.bench.seed_fusion import SeedFusion, seed_step
+    from avemo.fusion.losses import EmotionMetricLoss
+    from avemo.fusion.model import FusionConfig, FusionModel
+
+    batch = 1 if config.quick else 4
+    torch.manual_seed(0)
+    video = torch.randn(3 * batch, 6, 2048, 16, device=device)
+    audio = torch.randn(3 * batch, 6, 512, device=device)
+    labels = torch.arange(3 * batch, device=device) % 8
+    section = Section(f"Fusion training step, batch {batch}, features of the real shapes",
+                      "the seed's loop (3 forward passes per triplet, 2048 x 2048 channel scores)")
+    seed_model = SeedFusion().to(device)
+    seed_opt = torch.optim.Adam(seed_model.parameters(), lr=1e-4)
+    triplet = torch.nn.TripletMarginLoss(margin=1.0)
+    a, p, n = (slice(i * batch, (i + 1) * batch) for i in range(3))
+    section.add("seed", median_seconds(lambda: seed_step(seed_model, seed_opt, triplet, (video[a], audio[a]),
+                                                         (video[p], audio[p]), (video[n], audio[n])),
+                                       max(1, config.repeats - 1)) / batch, "clip")
+    del seed_model, seed_opt
+    model = FusionModel(FusionConfig()).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss = EmotionMetricLoss()
+
+    def step() -> None:
+        embeddings, logits = model(video[a], audio[a])
+        optimizer.zero_grad()
+        loss(embeddings, logits, labels[a])["loss"].backward()
+        optimizer.step()
+
+    section.add("avemo (1 forward, in-batch mining, XCiT channel attention)",
+                median_seconds(step, config.repeats) / batch, "clip")
+    return section
+
+
+def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None = None) -> BenchReport:
+    """Run every section; ``on_section`` sees each as it completes."""
+    warnings.filterwarnings("ignore", message="RANDOM .* WEIGHTS")
+    device = resolve_device(config.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    report = BenchReport(device=name, machine=platform.processor() or platform.machine(), date=str(date.today()),
+                         quick=config.quick)
+    work = config.workdir or Path(tempfile.mkdtemp(prefix="avemo-bench-"))
+    paths = _synth(work / "h264", config)
+    vp9 = _synth(work / "vp9", config, codec="vp9")
+    for run in (lambda: bench_decoding(paths, vp9, config, device), lambda: bench_backbones(config, device, work),
+                lambda: bench_extract(paths, config, device, work), lambda: bench_training(config, device)):
+        section = run()
+        report.sections.append(section)
+        if on_section is not None:
+            on_section(section)
+    return report
+
+
+def plot(report: BenchReport, path: Path) -> None:
+    """One horizontal bar panel per section: each row's speed as a multiple of its baseline (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    fig, axes = plt.subplots(len(report.sections), 1, figsize=(9, 1.2 + 0.9 * sum(len(s.rows) for s in report.sections)),
+                             squeeze=False)
+    for ax, section in zip(axes[:, 0], report.sections):
+        names = [r.name if len(r.name) < 56 else r.name[:53] + "..." for r in section.rows]
+        ax.barh(names, [r.ratio for r in section.rows], color="tab:blue")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%gx"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.invert_yaxis()
+        ax.axvline(1.0, color="grey", lw=0.8)
+        ax.set_title(section.title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        for y, r in enumerate(section.rows):
+            ax.text(r.ratio, y, f" {r.ratio:.2f}x", va="center", fontsize=7)
+    axes[-1, 0].set_xlabel("speed as a multiple of the section's baseline (log scale)")
+    fig.suptitle(f"avemo bench: {report.device}, {report.date}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

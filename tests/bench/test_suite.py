@@ -1,0 +1,44 @@
+"""``avemo bench --quick``: every section runs, rows read as multiples of their baseline, outputs are written."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from avemo.bench.suite import BenchReport, Section
+from avemo.cli import app
+from avemo.pipeline.dali import dali_installed
+
+
+def test_rows_read_as_multiples_of_the_first():
+    section = Section("t", "b")
+    section.add("baseline", 2.0, "clip")
+    section.add("twice as fast", 1.0, "clip")
+    section.add("slower", 4.0, "clip")
+    assert [r.ratio for r in section.rows] == [1.0, 2.0, 0.5]
+    text = BenchReport("cpu", "x86_64", "2026-11-24", True, [section]).markdown()
+    assert "| twice as fast | 1.0000 | clip | 2.00x |" in text
+
+
+@pytest.mark.slow
+def test_quick_bench_measures_every_section_against_the_seed(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--quick", "--json", str(tmp_path / "b.json"), "--out", str(tmp_path),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "b.json").read_text())
+    titles = [s["title"] for s in report["sections"]]
+    assert [t.split(" ")[0] for t in titles] == ["Video", "Backbones", "Feature", "Fusion"]
+    for section in report["sections"]:
+        rows = section["rows"]
+        assert rows[0]["name"].startswith("seed") and rows[0]["ratio"] == 1.0
+        assert len(rows) >= 2 and all(r["seconds"] > 0 for r in rows)
+        for row in rows:
+            assert row["ratio"] == pytest.approx(rows[0]["seconds"] / row["seconds"])
+    decoding = report["sections"][0]
+    assert any(r["name"].startswith("dali") for r in decoding["rows"]) == dali_installed()
+    assert any("frames/s" in limit for limit in decoding["limits"])
+    backbones = report["sections"][1]
+    assert any("27.8 per 16x112x112 snippet" in limit for limit in backbones["limits"])  # Hara's r3d101
+    assert any("measured peak" in limit for limit in backbones["limits"])
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| seed" in (tmp_path / "bench.md").read_text()
