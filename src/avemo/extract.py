@@ -8,6 +8,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -90,13 +91,26 @@ def _init_worker(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers only run torch.stft; leave the cores to the backbones
 
 
-def extract_batch(backend: Backend, clips: list[PreparedClip]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone features of prepared clips: video (B, S, C, L), audio (B, S, 512)."""
-    video = torch.cat([c.video for c in clips])
-    audio = torch.cat([c.audio for c in clips])
-    b, s = len(clips), clips[0].video.shape[0]
-    v = backend.video(video)
-    return v.view(b, s, *v.shape[1:]), backend.audio(audio).view(b, s, -1)
+@dataclass
+class InputBatch:
+    """Backbone inputs of the clips of one batch that are still usable, and those that failed on the way."""
+
+    clips: list[PreparedClip | EncodedClip]
+    video: torch.Tensor  # (B * S, 3, F, size, size) uint8
+    audio: torch.Tensor  # (B * S, freq_bins, segment_frames)
+    failed: list[FailedClip] = field(default_factory=list)
+
+
+def pyav_inputs(clips: list[PreparedClip]) -> InputBatch:
+    """Inputs of clips the PyAV workers already decoded and cut."""
+    return InputBatch(clips, torch.cat([c.video for c in clips]), torch.cat([c.audio for c in clips]))
+
+
+def extract_batch(backend: Backend, batch: InputBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features of a batch: video (B, S, C, L), audio (B, S, 512)."""
+    b = len(batch.clips)
+    v, a = backend.video(batch.video), backend.audio(batch.audio)
+    return v.view(b, -1, *v.shape[1:]), a.view(b, -1, a.shape[-1])
 
 
 DECODERS = ("auto", "pyav", "dali")
@@ -115,9 +129,8 @@ def resolve_decoder(name: str, device: torch.device) -> str:
     return name
 
 
-def extract_encoded(backend: Backend, frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig,
-                    device: torch.device) -> tuple[list[EncodedClip], torch.Tensor, torch.Tensor, list[FailedClip]]:
-    """Features of clips whose frames DALI decodes and whose spectrograms torch computes on ``device``.
+def dali_inputs(frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig, device: torch.device) -> InputBatch:
+    """Inputs of clips whose frames DALI decodes and whose spectrograms torch computes on ``device``.
 
     A clip DALI cannot decode fails alone: the batch is retried clip by clip on a fresh pipeline.
     """
@@ -128,10 +141,8 @@ def extract_encoded(backend: Backend, frames: DaliFrames, clips: list[EncodedCli
             kept.append(clip)
         except ClipError as err:
             failed.append(FailedClip(clip.record, err))
-    if not kept:
-        return [], torch.empty(0), torch.empty(0), failed
     try:
-        snippets = frames([c.request for c in kept])
+        snippets = frames([c.request for c in kept]) if kept else None
     except RuntimeError:
         frames.reset()
         ok, parts, ok_segs = [], [], []
@@ -144,13 +155,10 @@ def extract_encoded(backend: Backend, frames: DaliFrames, clips: list[EncodedCli
                 frames.reset()
                 failed.append(FailedClip(clip.record, ClipError(clip.record.path, "DALI cannot decode the video",
                                                                 f"{str(err).splitlines()[0][:200]}; try --decoder pyav")))
-        if not ok:
-            return [], torch.empty(0), torch.empty(0), failed
-        kept, segs, snippets = ok, ok_segs, torch.cat(parts)
-    b, s = snippets.shape[:2]
-    v = backend.video(snippets.flatten(0, 1))
-    a = backend.audio(torch.cat(segs))
-    return kept, v.view(b, s, *v.shape[1:]), a.view(b, s, -1), failed
+        kept, segs, snippets = ok, ok_segs, (torch.cat(parts) if parts else None)
+    if snippets is None:
+        return InputBatch([], torch.empty(0), torch.empty(0), failed)
+    return InputBatch(kept, snippets.flatten(0, 1), torch.cat(segs), failed)
 
 
 def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary], None] | None = None,
@@ -188,33 +196,47 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     loader = DataLoader(ClipDataset(todo, config.video, config.audio, decoder), batch_size=config.batch_size,
                         num_workers=config.workers, collate_fn=keep_as_list, worker_init_fn=_init_worker,
                         prefetch_factor=2 if config.workers else None)
+    def report_failed(failed: list[FailedClip]) -> None:
+        for bad in failed:
+            summary.failed.append(Skipped(bad.record.path, bad.error.reason, bad.error.hint))
+            if on_clip is not None:
+                on_clip(bad.record.clip_id)
+
+    def store(batch: InputBatch) -> None:
+        report_failed(batch.failed)
+        if not batch.clips:
+            return
+        tick = time.perf_counter()
+        video, audio = extract_batch(backend, batch)
+        summary.backbone_seconds += time.perf_counter() - tick
+        for clip, v, a in zip(batch.clips, video, audio):
+            try:
+                cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)
+            except CacheError as err:  # e.g. features that overflow float16: this clip only
+                summary.failed.append(Skipped(clip.record.path, "features not stored", str(err)))
+            else:
+                summary.decode_seconds += clip.seconds
+                summary.written += 1
+            if on_clip is not None:
+                on_clip(clip.record.clip_id)
+
+    def inputs(ready: list) -> InputBatch:
+        return dali_inputs(frames, ready, config.audio, device) if frames is not None else pyav_inputs(ready)
+
+    # One thread turns batch N+1 into backbone inputs (DALI decoding, GPU spectrograms) while this one runs the
+    # backbones on batch N; both mostly wait on native code that releases the GIL.
     try:
-        for batch in loader:
-            failed = [c for c in batch if isinstance(c, FailedClip)]
-            ready = [c for c in batch if not isinstance(c, FailedClip)]
-            tick = time.perf_counter()
-            if ready and frames is not None:
-                ready, video, audio, more = extract_encoded(backend, frames, ready, config.audio, device)
-                failed += more
-            elif ready:
-                video, audio = extract_batch(backend, ready)
-            summary.backbone_seconds += time.perf_counter() - tick
-            for bad in failed:
-                summary.failed.append(Skipped(bad.record.path, bad.error.reason, bad.error.hint))
-                if on_clip is not None:
-                    on_clip(bad.record.clip_id)
-            if not ready:
-                continue
-            for clip, v, a in zip(ready, video, audio):
-                try:
-                    cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)
-                except CacheError as err:  # e.g. features that overflow float16: this clip only
-                    summary.failed.append(Skipped(clip.record.path, "features not stored", str(err)))
-                else:
-                    summary.decode_seconds += clip.seconds
-                    summary.written += 1
-                if on_clip is not None:
-                    on_clip(clip.record.clip_id)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="avemo-inputs") as pool:
+            pending: Future[InputBatch] | None = None
+            for batch in loader:
+                report_failed([c for c in batch if isinstance(c, FailedClip)])
+                ready = [c for c in batch if not isinstance(c, FailedClip)]
+                upcoming = pool.submit(inputs, ready) if ready else None
+                if pending is not None:
+                    store(pending.result())
+                pending = upcoming
+            if pending is not None:
+                store(pending.result())
     finally:
         summary.entries = len(cache.write_index())
         summary.seconds = time.perf_counter() - start
