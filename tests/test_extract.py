@@ -114,10 +114,10 @@ def test_a_clip_whose_features_cannot_be_stored_fails_alone(synth_root, tmp_path
 
     real_write = FeatureCache.write
 
-    def write(self, clip_id, *args):
+    def write(self, clip_id, *args, **kwargs):
         if clip_id == "01-01-03-01-01-01-01":
             raise CacheError(f"{clip_id}: features are not finite in float16; not written")
-        return real_write(self, clip_id, *args)
+        return real_write(self, clip_id, *args, **kwargs)
 
     monkeypatch.setattr(FeatureCache, "write", write)
     config = ExtractConfig(data=synth_root / "Actor_01", cache=tmp_path / "cache", workers=0, batch_size=4,

@@ -1,8 +1,9 @@
-"""``avemo extract``: discover clips, decode them in worker processes, run the backbones, fill the cache.
+"""``avemo extract``: discover clips, decode them, run the backbones, fill the cache.
 
-Decoding (PyAV, CPU) runs in DataLoader workers and overlaps with backbone inference in this process. A clip
-that fails to decode is reported and skipped; finished entries are skipped on the next run, so a killed run
-resumes where it stopped.
+DataLoader worker processes read the clips: with the PyAV decoder they decode and sample the frames, with
+DALI they only demux (DALI decodes the chosen frames on the GPU) and decode the audio. A thread turns each
+batch into backbone inputs while this one runs the backbones on the previous batch. A clip that fails is
+reported and skipped; finished entries are skipped on the next run, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ def dali_inputs(frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig
             failed.append(FailedClip(clip.record, err))
     try:
         snippets = frames([c.request for c in kept]) if kept else None
-    except RuntimeError:
+    except torch.cuda.OutOfMemoryError:
+        raise  # not the clips' fault: retrying them one by one would blame them
+    except RuntimeError:  # DALI's errors are RuntimeErrors: find the clip that caused it
         frames.reset()
         ok, parts, ok_segs = [], [], []
         for clip, seg in zip(kept, segs):
@@ -151,6 +154,8 @@ def dali_inputs(frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig
                 parts.append(frames([clip.request]))
                 ok.append(clip)
                 ok_segs.append(seg)
+            except torch.cuda.OutOfMemoryError:
+                raise
             except RuntimeError as err:
                 frames.reset()
                 failed.append(FailedClip(clip.record, ClipError(clip.record.path, "DALI cannot decode the video",
@@ -211,7 +216,8 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
         summary.backbone_seconds += time.perf_counter() - tick
         for clip, v, a in zip(batch.clips, video, audio):
             try:
-                cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration)
+                cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration,
+                            produced_by=f"{backend.name}, {decoder} decoder")
             except CacheError as err:  # e.g. features that overflow float16: this clip only
                 summary.failed.append(Skipped(clip.record.path, "features not stored", str(err)))
             else:
@@ -220,23 +226,42 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
             if on_clip is not None:
                 on_clip(clip.record.clip_id)
 
-    def inputs(ready: list) -> InputBatch:
-        return dali_inputs(frames, ready, config.audio, device) if frames is not None else pyav_inputs(ready)
+    side = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def inputs(ready: list) -> tuple[InputBatch, torch.cuda.Event | None]:
+        if side is None:
+            return (dali_inputs(frames, ready, config.audio, device) if frames is not None else pyav_inputs(ready)), None
+        # Its own stream, so its kernels and copies do not queue behind the backbones' on the default stream.
+        with torch.cuda.stream(side):
+            batch = dali_inputs(frames, ready, config.audio, device) if frames is not None else pyav_inputs(ready)
+            ready_event = torch.cuda.Event()
+            ready_event.record(side)
+        return batch, ready_event
+
+    def consume(prepared: tuple[InputBatch, torch.cuda.Event | None]) -> None:
+        batch, ready_event = prepared
+        if ready_event is not None:
+            current = torch.cuda.current_stream(device)
+            current.wait_event(ready_event)
+            for tensor in (batch.video, batch.audio):
+                if tensor.is_cuda:
+                    tensor.record_stream(current)  # made on the side stream, used on this one
+        store(batch)
 
     # One thread turns batch N+1 into backbone inputs (DALI decoding, GPU spectrograms) while this one runs the
     # backbones on batch N; both mostly wait on native code that releases the GIL.
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="avemo-inputs") as pool:
-            pending: Future[InputBatch] | None = None
+            pending: Future | None = None
             for batch in loader:
                 report_failed([c for c in batch if isinstance(c, FailedClip)])
                 ready = [c for c in batch if not isinstance(c, FailedClip)]
                 upcoming = pool.submit(inputs, ready) if ready else None
                 if pending is not None:
-                    store(pending.result())
+                    consume(pending.result())
                 pending = upcoming
             if pending is not None:
-                store(pending.result())
+                consume(pending.result())
     finally:
         summary.entries = len(cache.write_index())
         summary.seconds = time.perf_counter() - start

@@ -39,6 +39,6 @@ def test_quick_bench_measures_every_section_against_the_seed(tmp_path):
     assert any("frames/s" in limit for limit in decoding["limits"])
     backbones = report["sections"][1]
     assert any("27.8 per 16x112x112 snippet" in limit for limit in backbones["limits"])  # Hara's r3d101
-    assert any("measured peak" in limit for limit in backbones["limits"])
+    assert any("measured peak" in limit and "bfloat16" in limit for limit in backbones["limits"])
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| seed" in (tmp_path / "bench.md").read_text()

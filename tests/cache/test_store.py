@@ -16,7 +16,8 @@ def _cache(root, inputs=INPUTS, dtype="float16"):
 
 def _write(cache, clip_id, value=1.0):
     record = {"clip_id": clip_id, "actor": 3, "emotion": "sad", "dataset": "ravdess"}
-    cache.write(clip_id, torch.full(SHAPES[0], value), torch.full(SHAPES[1], -value), record, 96, 3.2)
+    cache.write(clip_id, torch.full(SHAPES[0], value), torch.full(SHAPES[1], -value), record, 96, 3.2,
+                produced_by="torch-fp32, pyav decoder")
 
 
 def test_round_trip_in_float16_with_metadata(tmp_path):
@@ -27,7 +28,7 @@ def test_round_trip_in_float16_with_metadata(tmp_path):
     assert video[0, 0, 0].item() == pytest.approx(0.333, abs=1e-3)
     (entry,) = cache.index()
     assert entry == {"clip_id": "a", "actor": 3, "emotion": "sad", "dataset": "ravdess", "frame_count": 96,
-                     "duration": 3.2}
+                     "duration": 3.2, "produced_by": "torch-fp32, pyav decoder"}
     assert not (tmp_path / "index.json").exists()  # reading never writes
     assert cache.write_index() == [entry]
     assert json.loads((tmp_path / "index.json").read_text())["fingerprint"] == cache.fingerprint

@@ -89,6 +89,8 @@ def test_extract_with_dali_matches_extract_with_pyav(vp9_root, tmp_path):
     assert caches["dali"].fingerprint == caches["pyav"].fingerprint
     entries = caches["pyav"].index()
     assert len(entries) == 4
+    assert {e["produced_by"] for e in caches["dali"].index()} == {"torch-fp32, dali-cpu decoder"}
+    assert {e["produced_by"] for e in entries} == {"torch-fp32, pyav decoder"}
     for entry in entries:
         (dali_video, dali_audio) = caches["dali"].read(entry["clip_id"])
         (pyav_video, pyav_audio) = caches["pyav"].read(entry["clip_id"])
@@ -96,6 +98,26 @@ def test_extract_with_dali_matches_extract_with_pyav(vp9_root, tmp_path):
         scale = pyav_video.float().abs().max().item()
         # Stated tolerance: pixel rounding moves features by up to ~3% of the largest one (measured 2.9%).
         torch.testing.assert_close(dali_video.float(), pyav_video.float(), rtol=5e-2, atol=5e-2 * scale)
+
+
+def test_a_clip_dali_cannot_decode_fails_alone(vp9_root, tmp_path, monkeypatch):
+    bad = sorted((vp9_root / "constant").rglob("*.mp4"))[1]
+    bad_bytes = bad.read_bytes()
+    decode = DaliFrames.__call__
+
+    def fails_on_bad(self, requests):
+        if any(r.encoded.tobytes() == bad_bytes for r in requests):
+            raise RuntimeError("[/decoders/video] corrupt frame data")  # what DALI raises
+        return decode(self, requests)
+
+    monkeypatch.setattr(DaliFrames, "__call__", fails_on_bad)
+    cache = tmp_path / "c"
+    result = CliRunner().invoke(app, ["extract", str(vp9_root / "constant"), "--cache", str(cache),
+                                      "--decoder", "dali", *FAST_EXTRACT])
+    assert result.exit_code == 0, result.output
+    assert f"{bad}: DALI cannot decode the video" in result.output.replace("\n", "")
+    written = {e["clip_id"] for e in FeatureCache.open(cache).index()}
+    assert len(written) == 3 and bad.stem not in written
 
 
 def test_decoder_choice():

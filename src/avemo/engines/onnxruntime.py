@@ -63,7 +63,10 @@ class _Graph:
         index = self.device.index or 0
         binding.bind_input(self.input_name, "cuda", index, _NUMPY[self.input_dtype], tuple(x.shape), x.data_ptr())
         binding.bind_output("features", "cuda", index, _NUMPY[out_dtype], tuple(out.shape), out.data_ptr())
+        # ONNX Runtime runs on its own stream: the input must be written (cast, DALI's copy) before it reads.
+        torch.cuda.current_stream(self.device).synchronize()
         self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
         return out.float().cpu()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

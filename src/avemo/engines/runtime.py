@@ -47,6 +47,9 @@ class _CudaGraphed:
 
     def __init__(self, net: torch.nn.Module) -> None:
         self.net = net
+        # One memory pool for all shapes: replays run one at a time and outputs are cloned at once, so the
+        # graphs may reuse each other's intermediate memory instead of each keeping a full set.
+        self.pool = torch.cuda.graph_pool_handle()
         self.graphs: dict[tuple[tuple[int, ...], torch.dtype], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +63,8 @@ class _CudaGraphed:
                     self.net(static_in)
             torch.cuda.current_stream(x.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: extract prepares the next batch on the GPU in another thread meanwhile.
+            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
                 static_out = self.net(static_in)
             self.graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self.graphs[key]

@@ -142,9 +142,16 @@ def build_plan(trt: Any, graph: Graph, profile: Profile, timing_cache: Path) -> 
                           "this version of avemo")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if hasattr(trt.BuilderFlag, "TF32"):
+        # An fp32 engine computes in fp32, as the parity tolerance and the fp32 graph promise (TF32 is on by
+        # default and keeps 10 mantissa bits); speed comes from the fp16 graph.
+        config.clear_flag(trt.BuilderFlag.TF32)
     cached = timing_cache.read_bytes() if timing_cache.is_file() else b""
-    cache = config.create_timing_cache(cached)
-    if not config.set_timing_cache(cache, False) and cached:
+    try:
+        cache = config.create_timing_cache(cached)
+    except Exception:  # noqa: BLE001 - a damaged cache file: TensorRT's error type is its own
+        cache = None
+    if cache is None or not config.set_timing_cache(cache, False):
         # A timing cache from another TensorRT build or GPU: start afresh rather than fail.
         warnings.warn(f"{timing_cache}: not usable by this TensorRT or GPU; timing from scratch", stacklevel=2)
         config.set_timing_cache(config.create_timing_cache(b""), False)

@@ -1,7 +1,8 @@
 """Video frames decoded, sampled, scaled and cropped by NVIDIA DALI: on the GPU's decoder, or on the CPU.
 
 The frames to sample are chosen exactly as on the PyAV path (:func:`avemo.pipeline.video.sample_indices` on
-the presentation times read by demuxing), so both paths feed the backbones the same frames. DALI decodes
+the presentation times read by demuxing), so both paths show the backbones the same frames, up to decoder
+rounding of the pixels (chroma upsampling and scaling filters differ). DALI decodes
 only the distinct frames a clip needs, scales the short side to ``VideoConfig.resize`` at the size
 ``VideoConfig.scaled_size`` gives, crops the same centred square as :func:`centre_crop_box`, and restores
 the sampled order (repeats included) with ``sequence_rearrange``. On a CUDA device the decoding runs on NVDEC
@@ -62,7 +63,9 @@ class DaliFrames:
             order = fn.external_source(name="order", dtype=types.INT32, ndim=1)
             scaled = fn.external_source(name="scaled", dtype=types.FLOAT, ndim=1)
             anchor = fn.external_source(name="anchor", dtype=types.FLOAT, ndim=1)
-            v = fn.decoders.video(encoded, device="mixed" if gpu else "cpu", frames=frames)
+            # pad_mode "none": a frame index the stream does not have is an error (the clip fails), never a
+            # silently black frame.
+            v = fn.decoders.video(encoded, device="mixed" if gpu else "cpu", frames=frames, pad_mode="none")
             v = fn.resize(v, resize_x=scaled[0], resize_y=scaled[1])  # as scaled_size computes them
             v = fn.crop(v, crop=(video.size, video.size), crop_pos_x=anchor[0], crop_pos_y=anchor[1])
             return fn.sequence_rearrange(v, new_order=order)
@@ -73,6 +76,7 @@ class DaliFrames:
 
     def reset(self) -> None:
         """A fresh pipeline: after DALI fails on a clip, the old one cannot run again."""
+        del self.pipe  # first, so that two pipelines never hold the decoder and GPU memory at once
         self.pipe = self._build()
 
     def _feeds(self, requests: list[FrameRequest]) -> dict[str, list[np.ndarray]]:

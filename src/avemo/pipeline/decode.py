@@ -125,7 +125,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         try:
             for packet in container.demux(*[s for s in (vstream, astream) if s is not None]):
                 if not video_frames and packet.stream is vstream:
-                    if packet.size and packet.pts is not None:
+                    if packet.size and packet.pts is not None and not packet.is_discard:
                         times.append(float(packet.pts * vstream.time_base))
                     continue
                 for frame in packet.decode():
