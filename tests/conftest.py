@@ -13,7 +13,9 @@ from avemo.pipeline.video import VideoConfig
 from avemo.synth import SynthConfig, synthesize, write_clip
 
 # Small backbone and crop so that extraction tests take seconds; one test per backbone runs the full size.
-FAST_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4"]
+# Drawn synthetic faces: the centre crop (the face detector finds none in them; tests/pipeline/test_face.py
+# tests it on a photographed face).
+FAST_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4", "--crop", "center"]
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +39,7 @@ def solid_clip(path: Path, rgb: tuple[int, int, int], seconds: float = 1.0, fps:
 def make_cache(root: Path, actors: int, clips: int, split_cues: bool = False) -> Path:
     synthesize(root / "data", actors, clips, seed=2, config=SynthConfig(width=96, height=72, split_cues=split_cues))
     config = ExtractConfig(data=root / "data", cache=root / "cache", workers=1, batch_size=8,
-                           backbones=BackboneConfig(video_arch="r3d10"), video=VideoConfig(size=64, resize=64))
+                           backbones=BackboneConfig(video_arch="r3d10"), video=VideoConfig(size=64, resize=64, crop="center"))
     assert run_extract(config).entries == actors * clips
     return root / "cache"
 

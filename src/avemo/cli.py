@@ -80,17 +80,23 @@ def synth(
     fps: Annotated[float, typer.Option(min=1.0, help="Frames per second.")] = 30.0,
     split_cues: Annotated[bool, typer.Option(help="Face shows the emotion's pair, voice the member: only fusion tells all 8.")] = False,
     codec: Annotated[str, typer.Option(help="h264 (as RAVDESS), or vp9 (what DALI's CPU decoder reads).")] = "h264",
+    faces: Annotated[str, typer.Option(help="drawn, or real: a photographed face placed and scaled per actor "
+                                            "(true boxes in OUT/faces.json), to test --crop face.")] = "drawn",
 ) -> None:
     """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
     from avemo.synth import SynthConfig, synthesize
 
     try:
-        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues, codec=codec)
+        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues, codec=codec, faces=faces)
     except ValueError as err:
         fail(str(err))
     with _progress() as progress:
         task = progress.add_task("synthesising", total=actors * clips_per_actor)
-        paths = synthesize(out, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance(task))
+        try:
+            paths = synthesize(out, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance(task))
+        except RuntimeError as err:
+            progress.stop()
+            fail(str(err))
     console.print(f"wrote {len(paths)} clips of {actors} actors to {out}")
 
 
@@ -132,15 +138,21 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
             fail(_one_line(err))
     _report_skips("skipped", summary.skipped)
     _report_skips("failed", summary.failed)
+    if summary.no_face:
+        console.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
+        for path in summary.no_face[:SHOW_PER_REASON]:
+            console.print(f"  {escape(str(path))}", highlight=False, soft_wrap=True)
     (cache / "report.json").write_text(json.dumps({
         "skipped": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.skipped],
         "failed": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.failed],
+        "no_face": [str(p) for p in summary.no_face],
     }, indent=1))
     table = Table(title="avemo extract", show_header=False)
     rows = [
         ("clips found", summary.found), ("already cached", summary.cached_before),
         ("extracted now", summary.written), ("failed", len(summary.failed)),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
+        *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == "face" else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
                  f"({summary.clips_per_second:.2f} clips/s)"),
         ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
@@ -176,6 +188,8 @@ def extract(
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
     size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
+    crop: Annotated[str, typer.Option(help="face (a still box around the detected face; centre crop where none is "
+                                           "found), center, or none (the whole frame squashed).")] = "face",
     dtype: Annotated[str, typer.Option(help="Storage type of the features: float16 or float32.")] = "float16",
 ) -> None:
     """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
@@ -188,11 +202,13 @@ def extract(
         fail(f"--channels {channels!r}: use speech, song or speech,song")
     if dtype not in ("float16", "float32"):
         fail(f"--dtype {dtype!r}: use float16 or float32")
+    if crop not in ("face", "center", "none"):
+        fail(f"--crop {crop!r}: use face, center or none")
     config = ExtractConfig(
         data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
-        video=VideoConfig(size=size, resize=size), backend=backend, engines=engines, precision=precision,
+        video=VideoConfig(size=size, resize=size, crop=crop), backend=backend, engines=engines, precision=precision,
         compile=compile, cuda_graphs=cuda_graphs, device=device, decoder=decoder, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
@@ -506,7 +522,8 @@ def demo(
         task = progress.add_task("synthesising", total=actors * clips_per_actor)
         synthesize(data, actors, clips_per_actor, seed=0, on_clip=lambda _: progress.advance(task))
     console.print("[bold]the demo uses random backbone weights[/]: see the README for the pretrained ones")
-    summary = _extract_with_progress(ExtractConfig(data=data, cache=cache))
+    # The demo's faces are drawn, not photographed: the face detector would find none in them.
+    summary = _extract_with_progress(ExtractConfig(data=data, cache=cache, video=VideoConfig(crop="center")))
     if summary.entries == 0:
         fail(f"no clip of {data} could be extracted", code=1)
     # 32 training clips per fold: a narrow model and many short epochs (measured: 0.69 UAR, 54 s on 2 cores)

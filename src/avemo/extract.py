@@ -58,6 +58,7 @@ class ExtractSummary:
     written: int = 0
     failed: list[Skipped] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # by discovery
+    no_face: list[Path] = field(default_factory=list)  # --crop face found no face: centre crop used
     seconds: float = 0.0
     setup_seconds: float = 0.0  # discovery, weights, cache check: before the first clip
     decode_seconds: float = 0.0  # summed over clips, in the workers
@@ -84,8 +85,15 @@ def feature_shapes(video: VideoConfig, channels: int) -> tuple[tuple[int, ...], 
 
 
 def fingerprint_inputs(backbones: dict, video: VideoConfig, audio: AudioConfig) -> dict:
-    """Everything that determines a clip's features (the cache fingerprint is a hash of it)."""
-    return {"backbones": backbones, "video": asdict(video), "audio": asdict(audio), "features": "avemo-features/1"}
+    """Everything that determines a clip's features (the cache fingerprint is a hash of it).
+
+    The centre crop is left out of it: caches made before there was a choice of crop were centre-cropped, and
+    their fingerprints stay valid.
+    """
+    video_inputs = asdict(video)
+    if video_inputs["crop"] == "center":
+        del video_inputs["crop"]
+    return {"backbones": backbones, "video": video_inputs, "audio": asdict(audio), "features": "avemo-features/1"}
 
 
 def _init_worker(_: int) -> None:
@@ -216,13 +224,16 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
         summary.backbone_seconds += time.perf_counter() - tick
         for clip, v, a in zip(batch.clips, video, audio):
             try:
+                crop = clip.box.to_json() if clip.box is not None else None
                 cache.write(clip.record.clip_id, v, a, clip.record.to_json(), clip.frame_count, clip.duration,
-                            produced_by=f"{backend.name}, {decoder} decoder")
+                            produced_by=f"{backend.name}, {decoder} decoder", crop=crop)
             except CacheError as err:  # e.g. features that overflow float16: this clip only
                 summary.failed.append(Skipped(clip.record.path, "features not stored", str(err)))
             else:
                 summary.decode_seconds += clip.seconds
                 summary.written += 1
+                if config.video.crop == "face" and clip.box is not None and clip.box.source != "face":
+                    summary.no_face.append(clip.record.path)
             if on_clip is not None:
                 on_clip(clip.record.clip_id)
 

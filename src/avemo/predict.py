@@ -70,7 +70,8 @@ def predict_files(paths: list[Path], run: Path, video_weights: str, audio_weight
     backbones = BackboneConfig(video_weights=video_weights, video_arch=stored["backbones"]["video"]["arch"],
                                video_normalization=stored["backbones"]["video"]["normalization"]["name"],
                                audio_weights=audio_weights)
-    video_cfg, audio_cfg = VideoConfig(**stored["video"]), AudioConfig(**stored["audio"])
+    video_cfg = VideoConfig(**{"crop": "center", **stored["video"]})  # no crop recorded: centre (see fingerprint_inputs)
+    audio_cfg = AudioConfig(**stored["audio"])
     video_net, video_info = build_video(backbones)
     audio_net, audio_info = build_audio(backbones)
     inputs = fingerprint_inputs(describe(backbones, video_net, video_info, audio_info), video_cfg, audio_cfg)
@@ -86,7 +87,7 @@ def predict_files(paths: list[Path], run: Path, video_weights: str, audio_weight
     results = []
     for path in paths:
         try:
-            frames, segments, _, _ = prepare_file(path, video_cfg, audio_cfg)
+            frames, segments, _, _, _ = prepare_file(path, video_cfg, audio_cfg)
         except ClipError as err:
             results.append(Prediction(path, error=f"{err.reason}; {err.hint}" if err.hint else err.reason))
             continue

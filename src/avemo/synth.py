@@ -10,8 +10,10 @@ actors, as actor-independent evaluation demands.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -100,8 +102,11 @@ class SynthConfig:
     variable_frame_rate: bool = False  # frame durations vary from 0.5x to 1.5x, as in phone recordings
     split_cues: bool = False  # each modality shows only part of the emotion (see split_proxies)
     codec: str = "h264"  # or "vp9": what DALI's CPU decoder reads, so its graph can be tested without a GPU
+    faces: str = "drawn"  # or "real": a photographed face (scikit-image's astronaut), placed and scaled per actor
 
     def __post_init__(self) -> None:
+        if self.faces not in ("drawn", "real"):
+            raise ValueError(f"--faces {self.faces!r}: choose drawn or real")
         if self.codec not in ENCODERS:
             raise ValueError(f"--codec {self.codec!r}: choose {' or '.join(ENCODERS)}")
         if self.width % 2 or self.height % 2:
@@ -261,8 +266,9 @@ def split_proxies(emotion: str) -> tuple[str, str]:
 
 
 def render_clip(actor: Actor, emotion: str, intensity: int, statement: int, rng: np.random.Generator,
-                config: SynthConfig) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(RGB frames, their times in seconds, mono 48 kHz sound) of one clip of ``actor`` showing ``emotion``."""
+                config: SynthConfig, place: Placement | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(RGB frames, their times in seconds, mono 48 kHz sound) of one clip of ``actor`` showing ``emotion``;
+    ``place`` puts a real face there instead of drawing one."""
     face, voice = split_proxies(emotion) if config.split_cues else (emotion, emotion)
     seconds = rng.uniform(config.min_seconds, config.max_seconds)
     audio, env = render_audio(voice, intensity, statement, actor, seconds, config.sample_rate, rng)
@@ -275,8 +281,12 @@ def render_clip(actor: Actor, emotion: str, intensity: int, statement: int, rng:
     e, g = _strength(face, intensity, actor)
     canvas = _Canvas(config.width, config.height)
     shade = rng.uniform(0.85, 1.15)
-    frames = [render_frame(canvas, e, g, actor, t, float(env[min(int(t * config.sample_rate), len(env) - 1)]),
-                           shade) for t in times]
+    mouth = [float(env[min(int(t * config.sample_rate), len(env) - 1)]) for t in times]
+    if place is not None:
+        frames = [render_real_frame(config.width, config.height, e, g, actor, place, t, m, shade)
+                  for t, m in zip(times, mouth)]
+    else:
+        frames = [render_frame(canvas, e, g, actor, t, m, shade) for t, m in zip(times, mouth)]
     return frames, times, audio
 
 
@@ -296,15 +306,102 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
     config = config or SynthConfig()
     if not 1 <= actors <= 24:
         raise ValueError("RAVDESS names allow actors 1-24")
-    written = []
+    written, boxes = [], {}
     for number in range(1, actors + 1):
         actor = Actor.draw(number, seed)
+        place = Placement.draw(number, seed, config.width, config.height) if config.faces == "real" else None
         for emo, inten, stmt, rep in clip_plan(clips_per_actor):
             path = out / f"Actor_{number:02d}" / f"{clip_name(emo, inten, stmt, rep, number)}.mp4"
             rng = np.random.default_rng([seed, number, emo, inten, stmt, rep])
             if not path.exists():
-                write_clip(path, *render_clip(actor, EMOTIONS[emo - 1], inten, stmt, rng, config), config)
+                frames, times, audio = render_clip(actor, EMOTIONS[emo - 1], inten, stmt, rng, config, place)
+                write_clip(path, frames, times, audio, config)
+            if place is not None:
+                shown = split_proxies(EMOTIONS[emo - 1])[0] if config.split_cues else EMOTIONS[emo - 1]
+                e, g = _strength(shown, inten, actor)
+                motion = max(0.2, 1 + g * e.motion)
+                sway = [real_face_box(place, config.width, config.height, t, motion) for t in np.linspace(0, 3, 31)]
+                boxes[path.stem] = [round(float(v), 1) for v in np.mean(sway, axis=0)]
             written.append(path)
             if on_clip is not None:
                 on_clip(path)
+    if boxes:  # the true face box of every clip (its mean over the sway), to check detection against
+        (out / "faces.json").write_text(json.dumps(boxes, indent=1))
     return written
+
+
+# --- Real faces -------------------------------------------------------------------------------------------------
+# The photograph: scikit-image's astronaut (Eileen Collins, NASA, public domain), shipped inside its wheel.
+# PHOTO_FACE is her face (brows to chin, ear to ear) in that 512 x 512 image, measured by eye; PHOTO_HEAD the
+# part of the photograph pasted into the frames (head, hair and some background).
+PHOTO_FACE = (180, 72, 92, 106)  # x, y, width, height
+PHOTO_HEAD = (120, 5, 210, 245)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an actor's real face sits: centre (fractions of the frame) and side (fraction of the short side)."""
+
+    x: float
+    y: float
+    side: float
+
+    @classmethod
+    def draw(cls, number: int, seed: int, width: int, height: int) -> Placement:
+        rng = np.random.default_rng([seed, number, 7])
+        side = rng.uniform(0.25, 0.5)
+        short = min(width, height)
+        # Keep the face and a crop's margin around it inside the frame (hair and shoulders may leave it).
+        half_w, half_h = 0.75 * side * short / width, 0.75 * side * short / height
+        return cls(rng.uniform(half_w, 1 - half_w), rng.uniform(half_h, 1 - half_h), side)
+
+
+@lru_cache(maxsize=1)
+def _photo() -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The head patch (RGB float32) and the face box inside it (x, y, width, height)."""
+    try:
+        from skimage import data
+    except ImportError as err:
+        raise RuntimeError("--faces real needs scikit-image (pip install scikit-image)") from err
+    image = data.astronaut().astype(np.float32)
+    x, y, w, h = PHOTO_HEAD
+    fx, fy, fw, fh = PHOTO_FACE
+    return image[y:y + h, x:x + w], (fx - x, fy - y, fw, fh)
+
+
+def real_face_box(place: Placement, width: int, height: int, t: float, motion: float) -> tuple[float, float, float, float]:
+    """The face's box (x, y, width, height) in frame pixels at time ``t``; ``motion`` scales the sway."""
+    short = min(width, height)
+    side = place.side * short
+    _, (fx, fy, fw, fh) = _photo()
+    scale = side / fh
+    amp = short * 0.02 * motion
+    cx = place.x * width + amp * np.sin(2 * np.pi * 0.7 * t)
+    cy = place.y * height + 0.5 * amp * np.sin(2 * np.pi * 0.9 * t + 1)
+    return cx - fw * scale / 2, cy - side / 2, fw * scale, side
+
+
+def render_real_frame(width: int, height: int, e: Expression, g: float, actor: Actor, place: Placement, t: float,
+                      mouth_env: float, shade: float) -> np.ndarray:
+    """One RGB frame with the photographed face pasted at the actor's place, tinted and lit by the expression
+    (the emotion shows less than on drawn faces: this mode is for testing face detection, not learning)."""
+    import torch
+
+    patch, (fx, fy, fw, fh) = _photo()
+    x, y, w, h = real_face_box(place, width, height, t, max(0.2, 1 + g * e.motion))
+    scale = h / fh
+    ph, pw = round(patch.shape[0] * scale), round(patch.shape[1] * scale)
+    resized = torch.nn.functional.interpolate(torch.from_numpy(patch).permute(2, 0, 1)[None], size=(ph, pw),
+                                              mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
+    tint = np.clip(1 + 0.004 * g * np.asarray(e.tint), 0.5, 1.5) * shade
+    resized = resized * tint
+    mouth_y = round((fy + 0.8 * fh) * scale)  # the mouth's row: darkened as it opens
+    band = slice(max(0, mouth_y - round(0.03 * ph)), mouth_y + round(0.03 * ph))
+    resized[band] *= 1 - 0.25 * np.clip(0.15 + 0.5 * mouth_env + 0.35 * g * e.mouth_open, 0, 1)
+    img = np.empty((height, width, 3), np.float32)
+    img[:] = actor.background * shade
+    left, top = round(x - fx * scale), round(y - fy * scale)
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + pw, width), min(top + ph, height)
+    img[y0:y1, x0:x1] = resized[y0 - top:y1 - top, x0 - left:x1 - left]
+    return np.clip(img, 0, 255).astype(np.uint8)

@@ -37,8 +37,10 @@ def test_quick_bench_measures_every_section_against_the_seed(tmp_path):
     decoding = report["sections"][0]
     assert any(r["name"].startswith("dali") for r in decoding["rows"]) == dali_installed()
     assert any("frames/s" in limit for limit in decoding["limits"])
+    assert any(r["name"].startswith("pyav + face crop") for r in decoding["rows"])
+    assert any("the face crop costs" in limit for limit in decoding["limits"])
     backbones = report["sections"][1]
     assert any("27.8 per 16x112x112 snippet" in limit for limit in backbones["limits"])  # Hara's r3d101
-    assert any("measured peak" in limit and "bfloat16" in limit for limit in backbones["limits"])
+    assert any("matrix-product rate" in limit and "bfloat16" in limit for limit in backbones["limits"])
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| seed" in (tmp_path / "bench.md").read_text()

@@ -28,7 +28,7 @@ def test_round_trip_in_float16_with_metadata(tmp_path):
     assert video[0, 0, 0].item() == pytest.approx(0.333, abs=1e-3)
     (entry,) = cache.index()
     assert entry == {"clip_id": "a", "actor": 3, "emotion": "sad", "dataset": "ravdess", "frame_count": 96,
-                     "duration": 3.2, "produced_by": "torch-fp32, pyav decoder"}
+                     "duration": 3.2, "produced_by": "torch-fp32, pyav decoder", "crop": None}
     assert not (tmp_path / "index.json").exists()  # reading never writes
     assert cache.write_index() == [entry]
     assert json.loads((tmp_path / "index.json").read_text())["fingerprint"] == cache.fingerprint

@@ -21,7 +21,8 @@ from avemo.cli import app  # noqa: E402
 from avemo.extract import resolve_decoder  # noqa: E402
 from avemo.pipeline.dali import DaliFrames, FrameRequest  # noqa: E402
 from avemo.pipeline.decode import decode_clip  # noqa: E402
-from avemo.pipeline.video import VideoConfig, sample_indices, snippets_from_frames  # noqa: E402
+from avemo.pipeline.face import centre_box  # noqa: E402
+from avemo.pipeline.video import VideoConfig, region, sample_indices, snippets_from_frames  # noqa: E402
 from avemo.synth import SynthConfig, synthesize  # noqa: E402
 from tests.conftest import FAST_EXTRACT  # noqa: E402
 
@@ -46,7 +47,9 @@ def _pyav_and_request(path: Path, video: VideoConfig) -> tuple[torch.Tensor, Fra
     # The frames DALI is asked for are chosen from demuxed packet times: they must be the decoded frames' times.
     np.testing.assert_allclose(demuxed.times, full.times)
     index = sample_indices(demuxed.times, demuxed.duration, video.snippets, video.frames)
-    request = FrameRequest(np.frombuffer(path.read_bytes(), np.uint8), demuxed.size, index)
+    box = centre_box(*demuxed.size, video.size / video.resize).as_list()
+    request = FrameRequest(np.frombuffer(path.read_bytes(), np.uint8), video.decode_size(*demuxed.size), index,
+                           region(video, demuxed.size, box))
     return snippets_from_frames(full.frames, index, video.size), request
 
 

@@ -117,7 +117,7 @@ def matmul_peak(device: torch.device) -> str:
         a = torch.randn(n, n, device=device, dtype=dtype)
         seconds = median_seconds(lambda: a @ a, repeats=3)
         parts.append(f"{2 * n ** 3 / seconds / 1e9:.0f} GFLOP/s {str(dtype).split('.')[-1]}")
-    return f"measured peak ({n}x{n} matrix products): {', '.join(parts)}"
+    return f"measured matrix-product rate ({n}x{n}; a reference for the device, not a ceiling): {', '.join(parts)}"
 
 
 def count_gflop(net: torch.nn.Module, example: torch.Tensor) -> float:
@@ -130,18 +130,19 @@ def count_gflop(net: torch.nn.Module, example: torch.Tensor) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _synth(root: Path, config: BenchConfig, codec: str = "h264") -> list[Path]:
+def _synth(root: Path, config: BenchConfig, codec: str = "h264", faces: str = "drawn") -> list[Path]:
     from avemo.synth import SynthConfig, synthesize
 
     width, height = config.frame_size
     return synthesize(root, actors=1, clips_per_actor=config.clips, seed=3,
-                      config=SynthConfig(width=width, height=height, codec=codec))
+                      config=SynthConfig(width=width, height=height, codec=codec, faces=faces))
 
 
 def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, device: torch.device) -> Section:
     from avemo.bench.seed_extract import seek_frames
     from avemo.pipeline.decode import decode_clip
-    from avemo.pipeline.prepare import encode_clip
+    from avemo.pipeline.prepare import crop_box, detection_frames, encode_clip
+    from avemo.pipeline.video import region, sample_indices, snippets_from_region
     from avemo.pipeline.discover import discover
 
     video, audio = VideoConfig(), AudioConfig()
@@ -154,6 +155,23 @@ def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, devi
                           config.repeats) / len(paths)
     section.add("pyav: one pass, scaled while decoding (H.264)", pyav, "clip")
     section.limits.append(f"PyAV decodes {frames[-1] / len(paths) / pyav:.0f} frames/s on this machine (one process)")
+    faces = paths[0].parent.parent.parent / "faces"
+    face_paths = sorted(faces.rglob("*.mp4"))
+    centre_cfg, face_cfg = VideoConfig(crop="center"), VideoConfig(crop="face")
+
+    def crop(cfg: VideoConfig) -> None:
+        for p in face_paths:
+            decoded = decode_clip(p, cfg, audio.sample_rate)
+            index = sample_indices(decoded.times, decoded.duration, cfg.snippets, cfg.frames)
+            box = crop_box(cfg, [decoded.frames[i] for i in detection_frames(len(decoded.frames))], decoded.size)
+            snippets_from_region(decoded.frames, index, region(cfg, decoded.size, box.as_list()), cfg.size)
+
+    centre_s = median_seconds(lambda: crop(centre_cfg), config.repeats) / len(face_paths)
+    face_s = median_seconds(lambda: crop(face_cfg), config.repeats) / len(face_paths)
+    section.add("pyav + centre crop, clips with a photographed face", centre_s, "clip")
+    section.add("pyav + face crop (decode at 256, detect on 4 frames, cut and scale)", face_s, "clip")
+    section.limits.append(f"the face crop costs {face_s - centre_s:.3f} s per clip over the centre crop "
+                          f"({face_s / centre_s:.2f}x its decoding time)")
     from avemo.pipeline.dali import DaliFrames, dali_installed
 
     if not dali_installed():
@@ -343,6 +361,7 @@ def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None 
         work = config.workdir or Path(tmp)
         paths = _synth(work / "h264", config)
         vp9 = _synth(work / "vp9", config, codec="vp9")
+        _synth(work / "faces", config, faces="real")
         for run in (lambda: bench_decoding(paths, vp9, config, device), lambda: bench_backbones(config, device, work),
                     lambda: bench_extract(paths, config, device, work), lambda: bench_training(config, device)):
             section = run()

@@ -158,7 +158,7 @@ class FeatureCache:
         try:
             entry = json.loads(meta["record"])
             entry.update(frame_count=int(meta["frame_count"]), duration=float(meta["duration"]),
-                         produced_by=meta.get("produced_by", ""))
+                         produced_by=meta.get("produced_by", ""), crop=json.loads(meta.get("crop", "null")))
         except (KeyError, ValueError, TypeError, AttributeError):
             return None
         return entry
@@ -168,11 +168,12 @@ class FeatureCache:
         return path.is_file() and self.read_meta(path) is not None
 
     def write(self, clip_id: str, video: torch.Tensor, audio: torch.Tensor, record: dict[str, Any],
-              frame_count: int, duration: float, produced_by: str = "") -> None:
+              frame_count: int, duration: float, produced_by: str = "", crop: dict[str, Any] | None = None) -> None:
         """Write one clip's features atomically, cast to the cache's dtype.
 
         ``produced_by`` names the runtime and decoder: they are not part of the fingerprint (their features
-        agree to rounding, so a cache may be resumed with another), but each entry records its own.
+        agree to rounding, so a cache may be resumed with another), but each entry records its own. ``crop``
+        is the region of the frames the video features saw (``{"box": [x, y, w, h], "source": ...}``).
         """
         if list(video.shape) != self.manifest["video_shape"] or list(audio.shape) != self.manifest["audio_shape"]:
             raise CacheError(f"{self.root}: entry {clip_id} has shapes {tuple(video.shape)}, {tuple(audio.shape)}; "
@@ -183,7 +184,7 @@ class FeatureCache:
             raise CacheError(f"{clip_id}: features are not finite in {self.manifest['dtype']}; not written "
                              "(extract with --dtype float32 if the weights produce values above 65504)")
         meta = {"fingerprint": self.fingerprint, "record": json.dumps(record), "frame_count": str(frame_count),
-                "duration": f"{duration:.4f}", "produced_by": produced_by}
+                "duration": f"{duration:.4f}", "produced_by": produced_by, "crop": json.dumps(crop)}
         atomic_write(self.entry_path(clip_id), save(tensors, metadata=meta))
 
     def read(self, clip_id: str) -> tuple[torch.Tensor, torch.Tensor]:

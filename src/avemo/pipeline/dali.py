@@ -2,10 +2,10 @@
 
 The frames to sample are chosen exactly as on the PyAV path (:func:`avemo.pipeline.video.sample_indices` on
 the presentation times read by demuxing), so both paths show the backbones the same frames, up to decoder
-rounding of the pixels (chroma upsampling and scaling filters differ). DALI decodes
-only the distinct frames a clip needs, scales the short side to ``VideoConfig.resize`` at the size
-``VideoConfig.scaled_size`` gives, crops the same centred square as :func:`centre_crop_box`, and restores
-the sampled order (repeats included) with ``sequence_rearrange``. On a CUDA device the decoding runs on NVDEC
+rounding of the pixels (chroma upsampling and scaling filters differ). DALI decodes only the distinct frames
+a clip needs, cuts the clip's crop box (:mod:`avemo.pipeline.face`: the face, the centred square, or the
+whole frame; in coded pixels, as the PyAV path cuts it), scales it to ``size`` x ``size``, and restores the
+sampled order (repeats included) with ``sequence_rearrange``. On a CUDA device the decoding runs on NVDEC
 (DALI's ``mixed`` backend) and the frames reach torch as CUDA tensors without a trip through the host.
 
 DALI's CPU decoder reads VP9 (and VP8) but not H.264: on the CPU this module is how the graph is tested,
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avemo.pipeline.video import VideoConfig, centre_crop_box
+from avemo.pipeline.video import VideoConfig
 
 CPU_CODECS = frozenset({"vp9", "vp8"})  # what DALI's CPU video decoder reads
 
@@ -34,11 +34,13 @@ def dali_installed() -> bool:
 
 @dataclass
 class FrameRequest:
-    """One clip for DALI: its file's bytes, coded size, and the frame indices (snippets, frames) to sample."""
+    """One clip for DALI: its file's bytes, the frame indices (snippets, frames) to sample, and the geometry the
+    PyAV path uses: frames scaled to ``scaled``, then ``region`` cut and scaled to the snippet size."""
 
     encoded: np.ndarray  # uint8 bytes of the whole file
-    size: tuple[int, int]  # (width, height) of the coded video
+    scaled: tuple[int, int]  # (width, height): VideoConfig.decode_size of the coded size
     index: np.ndarray  # (S, F) indices into the frames in presentation order
+    region: tuple[int, int, int, int]  # (x, y, width, height) in the scaled frames: avemo.pipeline.video.region
 
 
 class DaliFrames:
@@ -62,12 +64,14 @@ class DaliFrames:
             frames = fn.external_source(name="frames", dtype=types.INT32, ndim=1)
             order = fn.external_source(name="order", dtype=types.INT32, ndim=1)
             scaled = fn.external_source(name="scaled", dtype=types.FLOAT, ndim=1)
+            extent = fn.external_source(name="extent", dtype=types.FLOAT, ndim=1)
             anchor = fn.external_source(name="anchor", dtype=types.FLOAT, ndim=1)
             # pad_mode "none": a frame index the stream does not have is an error (the clip fails), never a
             # silently black frame.
             v = fn.decoders.video(encoded, device="mixed" if gpu else "cpu", frames=frames, pad_mode="none")
-            v = fn.resize(v, resize_x=scaled[0], resize_y=scaled[1])  # as scaled_size computes them
-            v = fn.crop(v, crop=(video.size, video.size), crop_pos_x=anchor[0], crop_pos_y=anchor[1])
+            v = fn.resize(v, resize_x=scaled[0], resize_y=scaled[1])
+            v = fn.crop(v, crop_w=extent[0], crop_h=extent[1], crop_pos_x=anchor[0], crop_pos_y=anchor[1])
+            v = fn.resize(v, resize_x=video.size, resize_y=video.size)  # the centre crop is already at size
             return fn.sequence_rearrange(v, new_order=order)
 
         pipe = graph()
@@ -80,18 +84,18 @@ class DaliFrames:
         self.pipe = self._build()
 
     def _feeds(self, requests: list[FrameRequest]) -> dict[str, list[np.ndarray]]:
-        feeds: dict[str, list[np.ndarray]] = {k: [] for k in ("encoded", "frames", "order", "scaled", "anchor")}
-        size = self.video.size
+        feeds: dict[str, list[np.ndarray]] = {k: [] for k in ("encoded", "frames", "order", "scaled", "extent", "anchor")}
         for r in requests:
             unique, order = np.unique(r.index.reshape(-1), return_inverse=True)
-            width, height = self.video.scaled_size(*r.size)
-            x, y = centre_crop_box(width, height, size)
-            # DALI places the crop at round(pos * (extent - size)); these positions land on x and y exactly.
-            pos = [x / (width - size) if width > size else 0.5, y / (height - size) if height > size else 0.5]
+            width, height = r.scaled
+            x, y, w, h = r.region
+            # DALI places the crop at round(pos * (frame - crop)); these positions land on x and y exactly.
+            pos = [x / (width - w) if width > w else 0.5, y / (height - h) if height > h else 0.5]
             feeds["encoded"].append(r.encoded)
             feeds["frames"].append(unique.astype(np.int32))
             feeds["order"].append(order.reshape(-1).astype(np.int32))
             feeds["scaled"].append(np.array([width, height], np.float32))
+            feeds["extent"].append(np.array([w, h], np.float32))
             feeds["anchor"].append(np.array(pos, np.float32))
         return feeds
 

@@ -33,7 +33,7 @@ class ClipError(Exception):
 
 @dataclass
 class DecodedClip:
-    frames: np.ndarray | None  # (N, H, W, 3) uint8, short side scaled to VideoConfig.resize; None: not decoded
+    frames: np.ndarray | None  # (N, H, W, 3) uint8 at VideoConfig.decode_size; None: not decoded
     times: np.ndarray  # (N,) presentation times in seconds from the first frame, ascending
     duration: float  # seconds covered by the video frames
     samples: np.ndarray  # (M,) float32 mono at ``sample_rate``, sample 0 at the first video frame
@@ -113,7 +113,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
                             "use the audio-video (modality 01) file, or put a WAV with the same name beside it")
         coded = (vstream.codec_context.width, vstream.codec_context.height)
         codec = vstream.codec_context.name
-        width, height = video.scaled_size(*coded)
+        width, height = video.decode_size(*coded)
         rate = float(vstream.average_rate or 30)
         declared = _declared_duration(container, vstream)
         frames: list[np.ndarray] = []
@@ -166,3 +166,24 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
     frames_arr = np.stack([frames[i] for i in order]) if video_frames else None
     return DecodedClip(frames=frames_arr, times=t, duration=duration, samples=samples.astype(np.float32),
                        sample_rate=sample_rate, codec=codec, size=coded)
+
+
+def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[np.ndarray]:
+    """The frames at ``indices`` (presentation order) as RGB at ``video.decode_size``, decoding no further than
+    the last of them: what the face detector needs when the frames themselves are decoded elsewhere (DALI)."""
+    wanted = set(int(i) for i in indices)
+    last = max(wanted)
+    out: list[np.ndarray] = []
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        width, height = video.decode_size(stream.codec_context.width, stream.codec_context.height)
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    out.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+                if i >= last:
+                    break
+        except av.error.FFmpegError as err:
+            raise ClipError(path, "video decoding failed (corrupt or truncated)", _why(err)) from err
+    return out

@@ -13,8 +13,10 @@ from torch.utils.data import Dataset
 from avemo.pipeline.audio import AudioConfig, log_spectrogram, segments
 from avemo.pipeline.clips import ClipRecord
 from avemo.pipeline.dali import CPU_CODECS, FrameRequest
-from avemo.pipeline.decode import ClipError, decode_clip
-from avemo.pipeline.video import VideoConfig, sample_indices, snippet_windows, snippets_from_frames
+from avemo.pipeline.decode import ClipError, decode_clip, decode_frames
+from avemo.pipeline.face import DETECT_FRAMES, CropBox, centre_box, face_box, full_box
+from avemo.pipeline.video import (VideoConfig, region, sample_indices, snippet_windows, snippets_from_frames,
+                                  snippets_from_region)
 
 
 @dataclass
@@ -30,6 +32,7 @@ class PreparedClip:
     audio: torch.Tensor  # (S, freq_bins, segment_frames) float32
     frame_count: int
     duration: float
+    box: CropBox | None = None  # the region of the coded frames the snippets show
     seconds: float = 0.0  # time spent decoding and preparing
 
 
@@ -43,6 +46,7 @@ class EncodedClip:
     centres: np.ndarray  # (S,) seconds: the snippets' centres, where the audio segments are cut
     frame_count: int
     duration: float
+    box: CropBox | None = None
     seconds: float = 0.0
 
 
@@ -52,15 +56,35 @@ class FailedClip:
     error: ClipError
 
 
+def detection_frames(count: int) -> np.ndarray:
+    """Indices (in presentation order) of the frames the face detector sees: spread over the whole clip."""
+    return np.unique(np.linspace(0, count - 1, min(DETECT_FRAMES, count)).round().astype(int))
+
+
+def crop_box(video: VideoConfig, frames: list[np.ndarray], coded: tuple[int, int]) -> CropBox:
+    """The clip's crop box for ``video.crop``; ``frames`` are the detection frames (face only)."""
+    if video.crop == "none":
+        return full_box(*coded)
+    if video.crop == "center":
+        return centre_box(*coded, video.size / video.resize)
+    return face_box(frames, *coded, fallback=video.size / video.resize)
+
+
 def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig,
-                 audio_path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float]:
-    """(snippets uint8, spectrogram segments, frame count, duration) of one media file; raise ``ClipError``."""
+                 audio_path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float, CropBox]:
+    """(snippets uint8, spectrogram segments, frame count, duration, crop box) of one media file; raise
+    ``ClipError``."""
     decoded = decode_clip(path, video, audio.sample_rate, audio_path)
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
-    frames = snippets_from_frames(decoded.frames, index, video.size)
+    if video.crop == "face":
+        box = crop_box(video, [decoded.frames[i] for i in detection_frames(len(decoded.frames))], decoded.size)
+        frames = snippets_from_region(decoded.frames, index, region(video, decoded.size, box.as_list()), video.size)
+    else:  # frames were scaled while decoding so that the centre crop (or nothing) remains to be done
+        box = crop_box(video, [], decoded.size)
+        frames = snippets_from_frames(decoded.frames, index, video.size)
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
     segs = audio_segments(torch.from_numpy(decoded.samples), centres, audio, path)
-    return frames, segs, len(decoded.times), decoded.duration
+    return frames, segs, len(decoded.times), decoded.duration, box
 
 
 def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_decoder: bool) -> EncodedClip:
@@ -74,10 +98,13 @@ def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_
         raise ClipError(record.path, f"DALI cannot decode {decoded.codec} on the CPU",
                         "use --decoder pyav, or a CUDA device for DALI")
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
-    request = FrameRequest(np.frombuffer(record.path.read_bytes(), np.uint8), decoded.size, index)
+    faces = decode_frames(record.path, detection_frames(len(decoded.times)), video) if video.crop == "face" else []
+    box = crop_box(video, faces, decoded.size)
+    request = FrameRequest(np.frombuffer(record.path.read_bytes(), np.uint8), video.decode_size(*decoded.size), index,
+                           region(video, decoded.size, box.as_list()))
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
     return EncodedClip(record, request, torch.from_numpy(decoded.samples), centres, len(decoded.times),
-                       decoded.duration)
+                       decoded.duration, box)
 
 
 def audio_segments(samples: torch.Tensor, centres: np.ndarray, audio: AudioConfig, path: Path) -> torch.Tensor:
@@ -91,8 +118,8 @@ def audio_segments(samples: torch.Tensor, centres: np.ndarray, audio: AudioConfi
 
 def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> PreparedClip:
     """Decode one clip and build its snippets and aligned spectrogram segments; raise ``ClipError``."""
-    frames, segs, frame_count, duration = prepare_file(record.path, video, audio, record.audio_path)
-    return PreparedClip(record=record, video=frames, audio=segs, frame_count=frame_count, duration=duration)
+    frames, segs, frame_count, duration, box = prepare_file(record.path, video, audio, record.audio_path)
+    return PreparedClip(record=record, video=frames, audio=segs, frame_count=frame_count, duration=duration, box=box)
 
 
 class ClipDataset(Dataset):

@@ -20,8 +20,13 @@ class VideoConfig:
     frames: int = 16
     size: int = 112
     resize: int = 112  # short side after scaling, before the centre crop
+    # face: a still box around the detected face (avemo extract's default); center: what the seed and Hara et
+    # al.'s models did (this class's default, needing no detector); none: the whole frame, squashed.
+    crop: str = "center"
 
     def __post_init__(self) -> None:
+        if self.crop not in ("face", "center", "none"):
+            raise ValueError(f"crop {self.crop!r}: choose face, center or none")
         if self.resize < self.size:
             raise ValueError(f"resize ({self.resize}) must be at least the crop size ({self.size})")
         if min(self.snippets, self.frames, self.size) < 1:
@@ -32,6 +37,22 @@ class VideoConfig:
         if width <= height:
             return self.resize, max(self.resize, round(height * self.resize / width))
         return max(self.resize, round(width * self.resize / height)), self.resize
+
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) frames are scaled to while decoding: cheap, and enough for what the crop needs.
+
+        center: the short side at ``resize``, then a centre crop; none: ``size`` x ``size`` (squashed); face:
+        the short side at the detector's scale, from which the face box is cut and scaled to ``size``.
+        """
+        if self.crop == "none":
+            return self.size, self.size
+        if self.crop == "face":
+            from avemo.pipeline.face import DECODE_SIDE
+
+            short = max(DECODE_SIDE, self.resize)
+            scale = short / min(width, height)
+            return max(short, round(width * scale)), max(short, round(height * scale))
+        return self.scaled_size(width, height)
 
 
 def snippet_windows(duration: float, snippets: int) -> np.ndarray:
@@ -59,6 +80,35 @@ def sample_indices(times: np.ndarray, duration: float, snippets: int, frames: in
 def centre_crop_box(width: int, height: int, size: int) -> tuple[int, int]:
     """Top-left corner (x, y) of the centred ``size`` x ``size`` square."""
     return (width - size) // 2, (height - size) // 2
+
+
+def region(video: VideoConfig, coded: tuple[int, int], box: tuple[int, int, int, int] | list[int]) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of the crop in frames decoded at ``video.decode_size(*coded)``.
+
+    center: the ``size`` square at :func:`centre_crop_box`; otherwise ``box`` (coded pixels) scaled and rounded.
+    Both decoders cut exactly this region of frames of that size, so they see the same pixels up to rounding.
+    """
+    width, height = video.decode_size(*coded)
+    if video.crop == "center":
+        x, y = centre_crop_box(width, height, video.size)
+        return x, y, video.size, video.size
+    sx, sy = width / coded[0], height / coded[1]
+    bx, by, bw, bh = box
+    x0, y0 = round(bx * sx), round(by * sy)
+    x1, y1 = max(x0 + 1, round((bx + bw) * sx)), max(y0 + 1, round((by + bh) * sy))
+    return x0, y0, min(x1, width) - x0, min(y1, height) - y0
+
+
+def snippets_from_region(frames: np.ndarray, index: np.ndarray, area: tuple[int, int, int, int],
+                         size: int) -> torch.Tensor:
+    """Pick ``index`` from (N, h, w, 3) uint8 frames, cut ``area`` (x, y, width, height), scale it to ``size``
+    x ``size`` (antialiased bilinear): (S, 3, F, size, size) uint8."""
+    x0, y0, w, h = area
+    picked = torch.from_numpy(np.ascontiguousarray(frames[index.reshape(-1), y0:y0 + h, x0:x0 + w, :]))
+    scaled = torch.nn.functional.interpolate(picked.permute(0, 3, 1, 2).float(), size=(size, size), mode="bilinear",
+                                             antialias=True, align_corners=False)
+    out = scaled.round_().clamp_(0, 255).to(torch.uint8)  # (S*F, 3, size, size)
+    return out.view(*index.shape, 3, size, size).permute(0, 2, 1, 3, 4).contiguous()
 
 
 def snippets_from_frames(frames: np.ndarray, index: np.ndarray, size: int) -> torch.Tensor:
