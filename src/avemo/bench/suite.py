@@ -141,6 +141,7 @@ def _synth(root: Path, config: BenchConfig, codec: str = "h264", faces: str = "d
 def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, device: torch.device) -> Section:
     from avemo.bench.seed_extract import seek_frames
     from avemo.pipeline.decode import decode_clip
+    from avemo.pipeline.face import DECODE_SIDE, DETECT_FRAMES
     from avemo.pipeline.prepare import crop_box, detection_frames, encode_clip
     from avemo.pipeline.video import region, sample_indices, snippets_from_region
     from avemo.pipeline.discover import discover
@@ -169,7 +170,7 @@ def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, devi
     centre_s = median_seconds(lambda: crop(centre_cfg), config.repeats) / len(face_paths)
     face_s = median_seconds(lambda: crop(face_cfg), config.repeats) / len(face_paths)
     section.add("pyav + centre crop, clips with a photographed face", centre_s, "clip")
-    section.add("pyav + face crop (decode at 256, detect on 4 frames, cut and scale)", face_s, "clip")
+    section.add(f"pyav + face crop (decode at {DECODE_SIDE}, detect on {DETECT_FRAMES} frames, cut and scale)", face_s, "clip")
     section.limits.append(f"the face crop costs {face_s - centre_s:.3f} s per clip over the centre crop "
                           f"({face_s / centre_s:.2f}x its decoding time)")
     from avemo.pipeline.dali import DaliFrames, dali_installed
