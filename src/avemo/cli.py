@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections import Counter
 from enum import Enum
@@ -43,6 +44,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     # Escaped: messages name files and extras ("avemo[gpu]") that Rich would read as markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 alone)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def _one_line(err: Exception) -> str:
@@ -121,6 +127,11 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
 
     cache = config.cache
     warnings.showwarning = _loud_warning
+    if _rank() != 0:  # another torchrun process: rank 0 reports for all of them
+        try:
+            return run_extract(config)
+        except (OSError, WeightsError, CacheError, EngineError, RuntimeError, ValueError) as err:
+            fail(f"rank {_rank()}: {_one_line(err)}")
     with _progress() as progress:
         task = progress.add_task("extracting", total=None)
 
@@ -150,6 +161,7 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
     table = Table(title="avemo extract", show_header=False)
     rows = [
         ("clips found", summary.found), ("already cached", summary.cached_before),
+        *([("processes (torchrun ranks)", summary.ranks)] if summary.ranks > 1 else []),
         ("extracted now", summary.written), ("failed", len(summary.failed)),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
         *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == "face" else []),
@@ -212,7 +224,7 @@ def extract(
         compile=compile, cuda_graphs=cuda_graphs, device=device, decoder=decoder, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
-    if summary.entries == 0:
+    if _rank() == 0 and summary.entries == 0:
         fail(f"no usable clip in {data}; check the folder and the file names", code=1)
 
 

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avemo.cache import CacheError, FeatureCache
+from avemo.distributed import World, join, leave
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
 from avemo.engines.runtime import Backend, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
@@ -69,6 +70,7 @@ class ExtractSummary:
     device: str = ""
     fingerprint: str = ""
     entries: int = 0
+    ranks: int = 1  # torchrun processes whose shares this summary counts
 
     @property
     def clips_per_second(self) -> float:
@@ -180,8 +182,24 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
 
     Raises ``FileNotFoundError``, ``WeightsError``, ``CacheError`` or ``RuntimeError`` for a set-up that
     cannot work; bad clips never raise, they end up in ``summary.failed``.
+
+    Under torchrun every rank takes its own fixed share of the clips (:meth:`World.shard`) on its own device
+    and writes its own entries; rank 0 creates the cache first, and once all ranks are done it writes the
+    index and returns the summary of all of them (the callbacks run on rank 0 only, for its share).
     """
     start = time.perf_counter()
+    world = join(resolve_device(config.device))
+    if not world.main:
+        on_start = on_clip = None
+    try:
+        summary = _run(config, world, start, on_start, on_clip)
+    finally:
+        leave(world)
+    return summary
+
+
+def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[int, ExtractSummary], None] | None,
+         on_clip: Callable[[str], None] | None) -> ExtractSummary:
     found = discover(config.data, config.dataset, config.vocal_channels)
     summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
     video_net, video_info = build_video(config.backbones)
@@ -189,8 +207,13 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
     description = describe(config.backbones, video_net, video_info, audio_info)
     inputs = fingerprint_inputs(description, config.video, config.audio)
-    cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
-    device = resolve_device(config.device)
+    if world.main:  # first, alone: it creates the cache and clears temporaries of killed runs
+        cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
+    world.barrier()
+    if not world.main:
+        cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
+    world.barrier()  # no rank writes before every rank has opened (opening clears stale temporaries)
+    device = world.device(resolve_device(config.device))
     backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
                              description, compile=config.compile, cuda_graphs=config.cuda_graphs,
                              opt_batch=config.batch_size * config.video.snippets)
@@ -201,8 +224,9 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     summary.backbones = (f"video {config.backbones.video_arch} ({video_info.release} weights, "
                          f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")
 
-    todo = [c for c in found.clips if not cache.has(c.clip_id)]
-    summary.cached_before = len(found.clips) - len(todo)
+    mine = world.shard(found.clips)
+    todo = [c for c in mine if not cache.has(c.clip_id)]
+    summary.cached_before = len(mine) - len(todo)
     summary.setup_seconds = time.perf_counter() - start
     if on_start is not None:
         on_start(len(todo), summary)
@@ -274,8 +298,30 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
             if pending is not None:
                 consume(pending.result())
     finally:
-        summary.entries = len(cache.write_index())
         summary.seconds = time.perf_counter() - start
+        if world.size == 1:
+            summary.entries = len(cache.write_index())
+    if world.size > 1:  # reached by every rank, or by none (torchrun stops the others when one dies)
+        summary = merge(world.gather(summary))
+        world.barrier()
+        if world.main:
+            summary.entries = len(cache.write_index())
     return summary
+
+
+def merge(parts: list[ExtractSummary]) -> ExtractSummary:
+    """One summary of all ranks' shares (rank 0's set-up, the slowest rank's wall time)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total.cached_before += part.cached_before
+        total.written += part.written
+        total.failed += part.failed
+        total.no_face += part.no_face
+        total.decode_seconds += part.decode_seconds
+        total.backbone_seconds += part.backbone_seconds
+        total.seconds = max(total.seconds, part.seconds)
+    total.device = ", ".join(sorted({p.device for p in parts}))
+    total.ranks = len(parts)
+    return total
 
 

@@ -1,0 +1,91 @@
+"""Sharded extraction under torchrun: two CPU processes (gloo) on the synthetic dataset."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from avemo.cache import FeatureCache
+from avemo.cli import app
+from avemo.distributed import World
+from tests.conftest import FAST_EXTRACT
+
+
+def torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            "-m", "avemo", *args]
+
+
+def test_shards_are_disjoint_fixed_and_cover_everything():
+    items = list(range(11))
+    shards = [World(rank, 3).shard(items) for rank in range(3)]
+    assert sorted(sum(shards, [])) == items
+    assert shards == [World(rank, 3).shard(items) for rank in range(3)]  # the same on every run
+    assert World().shard(items) == items and World().main
+
+
+@pytest.mark.slow
+def test_two_ranks_extract_what_one_process_does(synth_root, tmp_path):
+    single = CliRunner().invoke(app, ["extract", str(synth_root), "--cache", str(tmp_path / "one"), *FAST_EXTRACT])
+    assert single.exit_code == 0, single.output
+    run = subprocess.run(torchrun("extract", str(synth_root), "--cache", str(tmp_path / "two"), *FAST_EXTRACT),
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    output = " ".join((run.stdout + run.stderr).split())
+    assert "processes (torchrun ranks) │ 2" in output and "extracted now │ 32" in output
+    one, two = FeatureCache.open(tmp_path / "one"), FeatureCache.open(tmp_path / "two")
+    assert one.fingerprint == two.fingerprint
+    entries = {e["clip_id"]: e for e in one.index()}
+    assert len(entries) == 32
+    assert {e["clip_id"]: e for e in two.index()} == entries  # same clips, same metadata
+    for clip_id in entries:
+        for got, expected in zip(two.read(clip_id), one.read(clip_id)):
+            # Other batch companions can change oneDNN's kernels: float rounding, then float16 storage.
+            torch.testing.assert_close(got.float(), expected.float(), rtol=2e-3,
+                                       atol=2e-3 * expected.float().abs().max().item())
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.slow
+def test_a_killed_rank_leaves_whole_entries_and_the_same_command_finishes(synth_root, tmp_path):
+    cache = tmp_path / "cache"
+    command = torchrun("extract", str(synth_root), "--cache", str(cache), *FAST_EXTRACT, "--batch-size", "1",
+                       "--workers", "0")
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list((cache / "clips").glob("*.safetensors"))) < 4:
+        time.sleep(0.02)
+    ranks = _children(proc.pid)
+    assert len(ranks) == 2
+    os.kill(ranks[1], signal.SIGKILL)  # one rank dies; torchrun stops the other
+    try:
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    written = len(list((cache / "clips").glob("*.safetensors")))
+    assert 4 <= written < 32, "the run must be killed part-way for this test to mean anything"
+    entries, broken = FeatureCache.open(cache).scan()
+    assert broken == [] and len(entries) == written
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    entries, broken = FeatureCache.open(cache).scan()
+    assert len(entries) == 32 and broken == []
+    assert not list((cache / "clips").glob(".*.tmp"))
