@@ -1,5 +1,6 @@
 """Sharded extraction under torchrun: two CPU processes (gloo) on the synthetic dataset."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -89,3 +91,31 @@ def test_a_killed_rank_leaves_whole_entries_and_the_same_command_finishes(synth_
     entries, broken = FeatureCache.open(cache).scan()
     assert len(entries) == 32 and broken == []
     assert not list((cache / "clips").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_two_ranks_train_the_folds_as_one_process_does(fusion_cache, tmp_path):
+    args = ["train", str(fusion_cache), "--n-folds", "4", "--folds", "1,2", "--epochs", "4", "--dim", "32",
+            "--batch-size", "16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun's per-rank default: the same arithmetic in both
+    one = subprocess.run([sys.executable, "-m", "avemo", *args, "--run", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stdout + one.stderr
+    two = subprocess.run(torchrun(*args, "--run-dir", str(tmp_path / "two")), env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert two.returncode == 0, two.stdout + two.stderr
+    folds = sorted(p.parent.name for p in (tmp_path / "one").glob("*/metrics.json"))
+    assert len(folds) == 2
+    assert sorted(p.parent.name for p in (tmp_path / "two").glob("*/metrics.json")) == folds
+    assert (tmp_path / "one" / "splits.json").read_text() == (tmp_path / "two" / "splits.json").read_text()
+    for fold in folds:
+        a = np.load(tmp_path / "one" / fold / "predictions.npz")
+        b = np.load(tmp_path / "two" / fold / "predictions.npz")
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            if a[key].dtype.kind == "f":
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(b[key], a[key])
+        metrics = [json.loads((tmp_path / run / fold / "metrics.json").read_text()) for run in ("one", "two")]
+        assert metrics[0]["best_val_uar"] == metrics[1]["best_val_uar"]

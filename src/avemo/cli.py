@@ -354,6 +354,12 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
     from avemo.fusion.runs import train_run
 
     warnings.showwarning = _loud_warning
+    if _rank() != 0:  # another torchrun process: rank 0 reports for all of them
+        try:
+            train_run(cache, run, config, resume=resume)
+        except (OSError, CacheError, ValueError) as err:
+            fail(f"rank {_rank()}: {_one_line(err)}")
+        return
     with _progress() as progress:
         task = progress.add_task("training", total=config.epochs)
         printed: list[bool] = []
@@ -389,7 +395,8 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
 @app.command()
 def train(
     cache: Annotated[Path, typer.Argument(help="Feature cache made by avemo extract.")],
-    run: Annotated[Path, typer.Option(help="Run folder for configuration, checkpoints, predictions, report.")],
+    run: Annotated[Path, typer.Option("--run", "--run-dir", help="Run folder for configuration, checkpoints, "
+                                      "predictions, report (--run-dir under torchrun, which takes --run for its own).")],
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file with training settings.")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Folds to run, e.g. 1,3 (default all).")] = None,
     n_folds: Annotated[Optional[int], typer.Option(help="Number of actor folds (default 6 RAVDESS, 5 CREMA-D).")] = None,
@@ -413,7 +420,8 @@ def train(
                                       "lr": lr, "loss": loss, "protocol": protocol, "modality": modality,
                                       "cross_attention": cross_attention, "dim": dim, "seed": seed})
     _run_training(cache, run, settings, resume)
-    console.print(f"checkpoints and predictions in {run}; next: [bold]avemo evaluate {run}[/]")
+    if _rank() == 0:
+        console.print(f"checkpoints and predictions in {run}; next: [bold]avemo evaluate {run}[/]")
 
 
 def _evaluate(run: Path) -> dict:

@@ -8,6 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
+from avemo.distributed import World, join, leave
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, RANDOM_CLIPS, Fold, actor_folds, folds_from_groups,
                                  random_clip_split, write_splits)
@@ -53,12 +56,44 @@ def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Pa
 def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
               on_fold: Callable[[Fold], None] | None = None,
               on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[FoldResult]:
-    """Load the cache once, then train every selected fold into ``run/<fold>/``."""
+    """Load the cache once, then train every selected fold into ``run/<fold>/``.
+
+    Under torchrun the folds are spread over the ranks (each trains its share, every N-th fold, start to
+    finish, exactly as one process would: same seed, same batches) and every rank returns all folds' results;
+    rank 0 alone writes the run's configuration and splits, before any fold starts.
+    """
+    world = join(torch.device("cpu"))
+    try:
+        return _train_run(cache, run, config, resume, world, on_fold, on_epoch)
+    finally:
+        leave(world)
+
+
+def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world: World,
+               on_fold: Callable[[Fold], None] | None,
+               on_epoch: Callable[[int, dict[str, float]], None] | None) -> list[FoldResult]:
     data = FeatureSet.load(cache)
     snippets, channels, positions = data.video.shape[1:]
     config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
                                            video_positions=positions, audio_channels=data.audio.shape[2]))
     folds = make_folds(data, config)
+    if world.main:
+        _prepare_run(run, config, data, cache, folds, resume)
+    world.barrier()
+    results = []
+    for fold in world.shard(folds):
+        if on_fold is not None:
+            on_fold(fold)
+        results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
+    if world.size == 1:
+        return results
+    by_name = {r.name: r for part in world.gather(results) for r in part}
+    return [by_name[fold.name] for fold in folds]
+
+
+def _prepare_run(run: Path, config: TrainConfig, data: FeatureSet, cache: Path, folds: list[Fold],
+                 resume: bool) -> None:
+    """Check and write the run's configuration and splits (refusing a run of other settings or clips)."""
     if not resume and (run / "config.json").exists():
         raise ValueError(f"{run}: already holds a run; pass --resume to continue it or choose a new --run folder")
     write_run_config(run, config, data, cache)
@@ -72,9 +107,3 @@ def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
                              "start a new --run")
     else:
         write_splits(splits, folds, data.clip_ids)
-    results = []
-    for fold in folds:
-        if on_fold is not None:
-            on_fold(fold)
-        results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
-    return results
