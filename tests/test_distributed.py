@@ -119,3 +119,15 @@ def test_two_ranks_train_the_folds_as_one_process_does(fusion_cache, tmp_path):
                 np.testing.assert_array_equal(b[key], a[key])
         metrics = [json.loads((tmp_path / run / fold / "metrics.json").read_text()) for run in ("one", "two")]
         assert metrics[0]["best_val_uar"] == metrics[1]["best_val_uar"]
+
+
+def test_merged_summary_counts_every_rank_once():
+    from avemo.extract import ExtractSummary, merge
+    from avemo.pipeline.clips import Skipped
+
+    parts = [ExtractSummary(found=10, cached_before=1, written=4, failed=[Skipped(Path("a"), "bad")], seconds=5.0,
+                            device="cpu"),
+             ExtractSummary(found=10, cached_before=2, written=3, no_face=[Path("b")], seconds=7.0, device="cpu")]
+    total = merge(parts)
+    assert (total.found, total.cached_before, total.written, total.ranks, total.seconds) == (10, 3, 7, 2, 7.0)
+    assert [s.path for s in total.failed] == [Path("a")] and total.no_face == [Path("b")]

@@ -47,8 +47,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _rank() -> int:
-    """This process's rank under torchrun (0 alone)."""
-    return int(os.environ.get("RANK", "0"))
+    """This process's rank under torchrun (0 alone; the same rule as avemo.distributed.join)."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 def _one_line(err: Exception) -> str:
@@ -357,7 +357,7 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
     if _rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
             train_run(cache, run, config, resume=resume)
-        except (OSError, CacheError, ValueError) as err:
+        except (OSError, CacheError, ValueError, RuntimeError) as err:  # RuntimeError: rank 0 stopped first
             fail(f"rank {_rank()}: {_one_line(err)}")
         return
     with _progress() as progress:

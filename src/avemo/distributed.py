@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -58,7 +59,10 @@ def join(device: torch.device) -> World:
     if not torch.distributed.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # Ranks that finish their share early wait for the others at the end; the default timeout (10 min
+        # for nccl) would kill a long run whose shares are uneven.
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                             timeout=timedelta(hours=24))
     return World(torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 

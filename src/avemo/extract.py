@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from avemo.cache import CacheError, FeatureCache
 from avemo.distributed import World, join, leave
+from avemo.pipeline.face import face_settings
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
 from avemo.engines.runtime import Backend, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
@@ -95,6 +96,8 @@ def fingerprint_inputs(backbones: dict, video: VideoConfig, audio: AudioConfig) 
     video_inputs = asdict(video)
     if video_inputs["crop"] == "center":
         del video_inputs["crop"]
+    elif video_inputs["crop"] == "face":  # the detector's settings decide the box too
+        video_inputs["face"] = face_settings()
     return {"backbones": backbones, "video": video_inputs, "audio": asdict(audio), "features": "avemo-features/1"}
 
 

@@ -15,7 +15,7 @@ from avemo.pipeline import face
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.dali import dali_installed
 from avemo.pipeline.face import CENTRE_SHIFT, MARGIN, centre_box, face_box, iou
-from avemo.pipeline.video import VideoConfig, snippets_from_region
+from avemo.pipeline.video import VideoConfig, region, snippets_from_region
 from avemo.synth import SynthConfig, synthesize
 from tests.conftest import solid_clip
 
@@ -131,3 +131,23 @@ def test_dali_cuts_the_same_face_box(tmp_path):
         scale = expected.float().abs().max().item()
         # As for the centre crop: decoder rounding moves features by a few % of the largest one.
         torch.testing.assert_close(got.float(), expected.float(), rtol=5e-2, atol=5e-2 * scale)
+
+
+def test_region_maps_a_coded_box_into_the_decoded_frames():
+    video = VideoConfig(crop="face")
+    coded = (1280, 720)
+    width, height = video.decode_size(*coded)
+    assert (width, height) == (455, 256)
+    # A box in coded pixels lands at the same place, scaled, in the frames decoded at 455 x 256.
+    x, y, w, h = region(video, coded, (640, 360, 320, 180))
+    assert (x, y) == (round(640 * 455 / 1280), round(360 * 256 / 720))
+    assert (w, h) == (round(960 * 455 / 1280) - x, round(540 * 256 / 720) - y)
+    # A box at the far corner stays inside the frame.
+    x, y, w, h = region(video, coded, (1000, 500, 280, 220))
+    assert x + w <= width and y + h <= height
+    assert region(VideoConfig(crop="center", size=112, resize=112), coded, (0, 0, 1, 1)) == (43, 0, 112, 112)
+
+
+def test_face_crop_settings_are_in_the_fingerprint():
+    face_inputs = fingerprint_inputs({}, VideoConfig(crop="face"), AudioConfig())["video"]
+    assert face_inputs["face"]["margin"] == MARGIN and "skimage" in face_inputs["face"]

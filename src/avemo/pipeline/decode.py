@@ -169,8 +169,9 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
 
 
 def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[np.ndarray]:
-    """The frames at ``indices`` (presentation order) as RGB at ``video.decode_size``, decoding no further than
-    the last of them: what the face detector needs when the frames themselves are decoded elsewhere (DALI)."""
+    """The frames at ``indices`` (presentation order) as RGB at ``video.decode_size``: what the face detector
+    needs when the frames themselves are decoded elsewhere (DALI). Frames are decoded in order up to the last
+    index (which for the detector is near the clip's end: a second, CPU decode of most of the clip)."""
     wanted = set(int(i) for i in indices)
     last = max(wanted)
     out: list[np.ndarray] = []

@@ -48,6 +48,15 @@ class CropBox:
         return {"box": self.as_list(), "source": self.source, **({"face": list(self.face)} if self.face else {})}
 
 
+def face_settings() -> dict[str, Any]:
+    """Everything besides the pixels that decides a face box (part of a face-cropped cache's fingerprint)."""
+    import skimage
+
+    return {"detector": "skimage-lbp-frontal-face", "skimage": skimage.__version__, "frames": DETECT_FRAMES,
+            "detect_side": DETECT_SIDE, "decode_side": DECODE_SIDE, "margin": MARGIN, "centre_shift": CENTRE_SHIFT,
+            "min_hits": MIN_HITS}
+
+
 def centre_box(width: int, height: int, fraction: float = 1.0) -> CropBox:
     """The centred square of ``fraction`` of the short side: what scaling the short side to ``resize`` and
     cropping ``size`` keeps (``fraction`` = size / resize)."""
@@ -93,7 +102,7 @@ def face_box(frames: list[np.ndarray], width: int, height: int, margin: float = 
     nearest to it, and the box centre and side are the medians of those. Fewer than ``MIN_HITS`` frames
     showing that face: the centre box.
     """
-    per_frame = [[(cx * width / f.shape[1], cy * width / f.shape[1], side * width / f.shape[1])
+    per_frame = [[(cx * width / f.shape[1], cy * height / f.shape[0], side * width / f.shape[1])
                   for cx, cy, side in detect(f)] for f in frames]
 
     def near(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
