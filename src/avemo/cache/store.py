@@ -47,9 +47,25 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted names of the settings that differ between two fingerprint inputs (as stored in JSON)."""
+    """Dotted names of the settings that differ between two fingerprint inputs (as stored in JSON).
+
+    A group of settings present on one side only (e.g. the face detector's, with ``--crop face``) is named
+    once, not setting by setting, so the names that matter are not crowded out of a one-line message.
+    """
     a, b = _flatten(json.loads(json.dumps(old))), _flatten(json.loads(json.dumps(new)))
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    names = set()
+    for key in a.keys() | b.keys():
+        if a.get(key) == b.get(key):
+            continue
+        parts = key.split(".")
+        # Shorten to the first level missing on one side.
+        for depth in range(1, len(parts)):
+            prefix = ".".join(parts[:depth]) + "."
+            if not any(k.startswith(prefix) for k in a) or not any(k.startswith(prefix) for k in b):
+                key = prefix[:-1]
+                break
+        names.add(key)
+    return sorted(names)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
