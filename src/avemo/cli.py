@@ -535,6 +535,7 @@ def demo(
 ) -> None:
     """synth -> extract -> train -> evaluate on the embedded synthetic dataset (a few minutes on 2 CPU cores)."""
     from avemo.extract import ExtractConfig
+    from avemo.pipeline.video import VideoConfig
     from avemo.synth import synthesize
 
     data, cache, run = workdir / "data", workdir / "cache", workdir / "run"
