@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from avemo import __version__
+from avemo.distributed import launched_rank
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside the command that needs them
     from avemo.extract import ExtractConfig, ExtractSummary
@@ -44,11 +45,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     # Escaped: messages name files and extras ("avemo[gpu]") that Rich would read as markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _rank() -> int:
-    """This process's rank under torchrun (0 alone; the same rule as avemo.distributed.join)."""
-    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 def _one_line(err: Exception) -> str:
@@ -127,11 +123,11 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
 
     cache = config.cache
     warnings.showwarning = _loud_warning
-    if _rank() != 0:  # another torchrun process: rank 0 reports for all of them
+    if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
             return run_extract(config)
         except (OSError, WeightsError, CacheError, EngineError, RuntimeError, ValueError) as err:
-            fail(f"rank {_rank()}: {_one_line(err)}")
+            fail(f"rank {launched_rank()}: {_one_line(err)}")
     with _progress() as progress:
         task = progress.add_task("extracting", total=None)
 
@@ -224,7 +220,7 @@ def extract(
         compile=compile, cuda_graphs=cuda_graphs, device=device, decoder=decoder, batch_size=batch_size,
         workers=workers, dtype=dtype)
     summary = _extract_with_progress(config)
-    if _rank() == 0 and summary.entries == 0:
+    if launched_rank() == 0 and summary.entries == 0:
         fail(f"no usable clip in {data}; check the folder and the file names", code=1)
 
 
@@ -354,11 +350,11 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
     from avemo.fusion.runs import train_run
 
     warnings.showwarning = _loud_warning
-    if _rank() != 0:  # another torchrun process: rank 0 reports for all of them
+    if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
             train_run(cache, run, config, resume=resume)
         except (OSError, CacheError, ValueError, RuntimeError) as err:  # RuntimeError: rank 0 stopped first
-            fail(f"rank {_rank()}: {_one_line(err)}")
+            fail(f"rank {launched_rank()}: {_one_line(err)}")
         return
     with _progress() as progress:
         task = progress.add_task("training", total=config.epochs)
@@ -420,7 +416,7 @@ def train(
                                       "lr": lr, "loss": loss, "protocol": protocol, "modality": modality,
                                       "cross_attention": cross_attention, "dim": dim, "seed": seed})
     _run_training(cache, run, settings, resume)
-    if _rank() == 0:
+    if launched_rank() == 0:
         console.print(f"checkpoints and predictions in {run}; next: [bold]avemo evaluate {run}[/]")
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
+if TYPE_CHECKING:  # the CLI reads the rank before torch is imported
+    import torch
 
 T = TypeVar("T")
 
@@ -34,12 +35,16 @@ class World:
 
     def barrier(self) -> None:
         if self.size > 1:
+            import torch.distributed
+
             torch.distributed.barrier()
 
     def gather(self, value: Any) -> list[Any]:
         """``value`` of every rank, in rank order, on every rank (picklable objects)."""
         if self.size == 1:
             return [value]
+        import torch.distributed
+
         out: list[Any] = [None] * self.size
         torch.distributed.all_gather_object(out, value)
         return out
@@ -47,15 +52,29 @@ class World:
     def device(self, device: torch.device) -> torch.device:
         """Each rank of a CUDA world takes the GPU of its local rank."""
         if device.type == "cuda" and self.size > 1:
+            import torch
+
             return torch.device("cuda", self.local_rank)
         return device
 
 
+def launched_size() -> int:
+    """How many processes torchrun started (1 when it did not)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun set it, before joining the process group (0 alone)."""
+    return int(os.environ.get("RANK", "0")) if launched_size() > 1 else 0
+
+
 def join(device: torch.device) -> World:
     """The world torchrun started this process in (joining its process group), or a world of one."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if launched_size() == 1:
         return World()
+    import torch
+    import torch.distributed
+
     if not torch.distributed.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -68,5 +87,9 @@ def join(device: torch.device) -> World:
 
 def leave(world: World) -> None:
     """Close the process group ``join`` opened."""
-    if world.size > 1 and torch.distributed.is_initialized():
+    if world.size == 1:
+        return
+    import torch.distributed
+
+    if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -25,10 +25,9 @@ from avemo.engines.runtime import Backend, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.clips import Skipped
 from avemo.pipeline.discover import DatasetName, discover
-from avemo.pipeline.dali import DaliFrames, dali_installed
-from avemo.pipeline.decode import ClipError
-from avemo.pipeline.prepare import (ClipDataset, EncodedClip, FailedClip, PreparedClip, audio_segments,
-                                    keep_as_list)
+from avemo.pipeline.batches import InputBatch, dali_inputs, pyav_inputs, resolve_decoder
+from avemo.pipeline.dali import DaliFrames
+from avemo.pipeline.prepare import ClipDataset, FailedClip, keep_as_list
 from avemo.pipeline.video import VideoConfig
 
 
@@ -105,78 +104,11 @@ def _init_worker(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers only run torch.stft; leave the cores to the backbones
 
 
-@dataclass
-class InputBatch:
-    """Backbone inputs of the clips of one batch that are still usable, and those that failed on the way."""
-
-    clips: list[PreparedClip | EncodedClip]
-    video: torch.Tensor  # (B * S, 3, F, size, size) uint8
-    audio: torch.Tensor  # (B * S, freq_bins, segment_frames)
-    failed: list[FailedClip] = field(default_factory=list)
-
-
-def pyav_inputs(clips: list[PreparedClip]) -> InputBatch:
-    """Inputs of clips the PyAV workers already decoded and cut."""
-    return InputBatch(clips, torch.cat([c.video for c in clips]), torch.cat([c.audio for c in clips]))
-
-
 def extract_batch(backend: Backend, batch: InputBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features of a batch: video (B, S, C, L), audio (B, S, 512)."""
     b = len(batch.clips)
     v, a = backend.video(batch.video), backend.audio(batch.audio)
     return v.view(b, -1, *v.shape[1:]), a.view(b, -1, a.shape[-1])
-
-
-DECODERS = ("auto", "pyav", "dali")
-
-
-def resolve_decoder(name: str, device: torch.device) -> str:
-    """``pyav``, ``dali-gpu`` or ``dali-cpu`` for ``--decoder name`` on ``device``."""
-    if name not in DECODERS:
-        raise RuntimeError(f"unknown decoder {name!r}; choose from {', '.join(DECODERS)}")
-    if name == "auto":
-        return "dali-gpu" if device.type == "cuda" and dali_installed() else "pyav"
-    if name == "dali":
-        if not dali_installed():
-            raise RuntimeError("--decoder dali: DALI is not installed; pip install 'avemo[gpu]' (or 'avemo[dali]')")
-        return "dali-gpu" if device.type == "cuda" else "dali-cpu"
-    return name
-
-
-def dali_inputs(frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig, device: torch.device) -> InputBatch:
-    """Inputs of clips whose frames DALI decodes and whose spectrograms torch computes on ``device``.
-
-    A clip DALI cannot decode fails alone: the batch is retried clip by clip on a fresh pipeline.
-    """
-    failed, kept, segs = [], [], []
-    for clip in clips:
-        try:
-            segs.append(audio_segments(clip.samples.to(device, non_blocking=True), clip.centres, audio, clip.record.path))
-            kept.append(clip)
-        except ClipError as err:
-            failed.append(FailedClip(clip.record, err))
-    try:
-        snippets = frames([c.request for c in kept]) if kept else None
-    except torch.cuda.OutOfMemoryError:
-        raise  # not the clips' fault: retrying them one by one would blame them
-    except RuntimeError:  # DALI's errors are RuntimeErrors: find the clip that caused it
-        frames.reset()
-        ok, parts, ok_segs = [], [], []
-        for clip, seg in zip(kept, segs):
-            try:
-                parts.append(frames([clip.request]))
-                ok.append(clip)
-                ok_segs.append(seg)
-            except torch.cuda.OutOfMemoryError:
-                raise
-            except RuntimeError as err:
-                frames.reset()
-                failed.append(FailedClip(clip.record, ClipError(clip.record.path, "DALI cannot decode the video",
-                                                                f"{str(err).splitlines()[0][:200]}; try --decoder pyav")))
-        kept, segs, snippets = ok, ok_segs, (torch.cat(parts) if parts else None)
-    if snippets is None:
-        return InputBatch([], torch.empty(0), torch.empty(0), failed)
-    return InputBatch(kept, snippets.flatten(0, 1), torch.cat(segs), failed)
 
 
 def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary], None] | None = None,

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video
-from avemo.engines.runtime import TorchBackend, create_backend, resolve_device
+from avemo.engines.runtime import create_backend, resolve_device
+from avemo.engines.torch import TorchBackend
 
 
 @pytest.fixture(scope="module")

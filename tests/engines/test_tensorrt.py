@@ -127,7 +127,7 @@ def exported(tmp_path_factory):
 @needs_tensorrt
 @pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-3), ("fp16", 2e-2)])
 def test_tensorrt_features_equal_torch_features(exported, precision, tolerance):
-    from avemo.engines.runtime import TorchBackend
+    from avemo.engines.torch import TorchBackend
     from avemo.engines.tensorrt import TensorRTBackend
 
     root, video, audio, description = exported

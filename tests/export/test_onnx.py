@@ -18,7 +18,8 @@ from avemo.cli import app  # noqa: E402
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe  # noqa: E402
 from avemo.engines.graphs import EngineError  # noqa: E402
 from avemo.engines.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from avemo.engines.runtime import TorchBackend, create_backend  # noqa: E402
+from avemo.engines.runtime import create_backend  # noqa: E402
+from avemo.engines.torch import TorchBackend  # noqa: E402
 from avemo.export.onnx import ExportConfig, export_backbones  # noqa: E402
 from avemo.pipeline.video import VideoConfig  # noqa: E402
 

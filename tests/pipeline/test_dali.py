@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not dali_installed(), reason="DALI is not instal
 
 from avemo.cache import FeatureCache  # noqa: E402
 from avemo.cli import app  # noqa: E402
-from avemo.extract import resolve_decoder  # noqa: E402
+from avemo.pipeline.batches import resolve_decoder  # noqa: E402
 from avemo.pipeline.dali import DaliFrames, FrameRequest  # noqa: E402
 from avemo.pipeline.decode import decode_clip  # noqa: E402
 from avemo.pipeline.face import centre_box  # noqa: E402

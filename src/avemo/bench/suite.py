@@ -24,7 +24,8 @@ from typing import Any, Callable
 import torch
 
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video
-from avemo.engines.runtime import TorchBackend, resolve_device
+from avemo.engines.runtime import resolve_device
+from avemo.engines.torch import TorchBackend
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
+
+from avemo.files import atomic_write, pid_alive
 
 FORMAT = "avemo-cache/1"
 SUFFIX = ".safetensors"
@@ -66,26 +67,6 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 break
         names.add(key)
     return sorted(names)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class FeatureCache:
@@ -155,7 +136,7 @@ class FeatureCache:
         """Delete half-written entries of processes that no longer run (a killed extraction)."""
         for tmp in self.clips_dir.glob(".*.tmp"):
             pid = tmp.name.rsplit(".", 2)[-2]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
+            if not pid.isdigit() or not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
 
     def entry_path(self, clip_id: str) -> Path:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from avemo.cache import atomic_write
+from avemo.files import atomic_write
 from avemo.engines.graphs import EngineError, Graph, load_graph
 
 ENGINE_FORMAT = "avemo-tensorrt/1"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from avemo.cache import atomic_write
+from avemo.files import atomic_write
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
 from avemo.engines.graphs import graph_name
 from avemo.pipeline.audio import AudioConfig

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from avemo.cache import atomic_write
+from avemo.files import atomic_write
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import build_loss
 from avemo.fusion.model import FusionConfig, FusionModel
