@@ -1,14 +1,21 @@
-"""The ``avemo`` command line: synth, extract, export, inspect, train, evaluate, predict, demo."""
+"""The ``avemo`` command line. It parses, validates and shows; the work lives in the modules below it.
+
+Results (tables, predictions, summaries) go to stdout; progress, notes, warnings and errors to stderr.
+Progress is a bar on a terminal and a plain line every ~10 % (and per fold) in a log; ``--quiet`` keeps
+only results and errors. avemo's own errors print as one line (exit 2); anything else that escapes a command
+prints one line and a pointer to ``AVEMO_DEBUG=1`` for its traceback.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import time
 import warnings
 from collections import Counter
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -17,89 +24,194 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from avemo import __version__
+from avemo.choices import (BackendName, Codec, Crop, Dataset, Decoder, DeviceName, Dtype, ExportPrecision, Faces, Loss,
+                           Modality, Precision, Protocol, VideoNormalization)
 from avemo.distributed import launched_rank
+from avemo.errors import AvemoError
+from avemo.fusion.config import TrainConfig
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside the command that needs them
     from avemo.extract import ExtractConfig, ExtractSummary
-    from avemo.fusion.train import TrainConfig
     from avemo.pipeline.clips import Skipped
 
 app = typer.Typer(help="avemo: audio-visual emotion recognition (Mocanu, Tapu & Zaharia 2023).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console(stderr=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+
+
+def _readable_types() -> None:
+    """Typer prints variadic arguments' Python annotation (``<list[Path]>``); show ``<path>`` as for one."""
+    import re
+
+    from typer.core import TyperArgument
+
+    shown = getattr(TyperArgument, "display_type_rich", None)
+    if shown is None:  # another Typer: nothing to mend
+        return
+
+    def display(self, ctx):
+        label = shown(self, ctx)
+        return re.sub(r"<list\[(\w+)\]>", lambda m: f"<{m.group(1).lower()}>", label) if label else label
+
+    TyperArgument.display_type_rich = display
+
+
+_readable_types()
+err = Console(stderr=True)  # progress, notes, warnings, errors
+out = Console()  # results
 SHOW_PER_REASON = 10
+DEBUG = "AVEMO_DEBUG"
 
 
-class Dataset(str, Enum):
-    ravdess = "ravdess"
-    cremad = "cremad"
+class _Settings:
+    quiet = False
 
 
-class VideoNormalization(str, Enum):
-    auto = "auto"
-    hara2017 = "hara2017"
-    hara2020 = "hara2020"
+settings = _Settings()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     # Escaped: messages name files and extras ("avemo[gpu]") that Rich would read as markup.
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def _one_line(err: Exception) -> str:
+def note(message: str) -> None:
+    """A line of information on stderr (silenced by --quiet)."""
+    if not settings.quiet:
+        err.print(message, highlight=False, soft_wrap=True)
+
+
+def _one_line(error: BaseException) -> str:
     """An error as one line that names the file (OSError keeps the file name apart from its message)."""
-    if isinstance(err, OSError) and err.filename:
-        return f"{err.filename}: {err.strerror or err}"
-    return " ".join(str(err).split())
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split())
 
 
 def _loud_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: object = None, line: str | None = None) -> None:
-    console.print(f"[bold red]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=False)
+def command(fn: Callable) -> Callable:
+    """Register ``fn`` as a command whose errors never reach the user as a traceback."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        warnings.showwarning = _loud_warning
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            fail("interrupted; finished work is kept (run the same command to resume where it resumes)", code=130)
+        except (AvemoError, OSError) as error:
+            if os.environ.get(DEBUG):
+                raise
+            fail(_one_line(error))
+        except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+            if os.environ.get(DEBUG):
+                raise
+            fail(f"{type(error).__name__}: {_one_line(error)} (an avemo bug or an unforeseen input; run with "
+                 f"{DEBUG}=1 for the traceback, and please report it)")
+    return app.command()(run)
+
+
+class Reporter:
+    """Progress of long work: a bar on a terminal; a plain line every ~10 % when stderr is a log; nothing with
+    --quiet. ``line`` prints a note above the bar."""
+
+    def __init__(self, description: str, total: int | None = None, unit: str = "") -> None:
+        self.description, self.total, self.unit = description, total, unit
+        self.done, self.status, self.start = 0, "", time.perf_counter()
+        self.live = err.is_terminal and not settings.quiet
+        self._next = 0.1
+        self.bar: Progress | None = None
+        if self.live:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                console=err, transient=False)
+            self.task = self.bar.add_task(description, total=total, status="")
+
+    def __enter__(self) -> Reporter:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def restart(self, description: str, total: int | None) -> None:
+        self.description, self.total, self.done, self._next, self.status = description, total, 0, 0.1, ""
+        self.start = time.perf_counter()
+        if self.bar is not None:
+            self.bar.reset(self.task, total=total, description=description, status="")
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self.bar is not None:
+            self.bar.update(self.task, total=total)
+
+    def advance(self, done: int | None = None, status: str = "") -> None:
+        self.done = self.done + 1 if done is None else done
+        self.status = status
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, status=status)
+        elif not settings.quiet and self.total and self.done / self.total >= self._next - 1e-9:
+            while self._next <= self.done / self.total + 1e-9:
+                self._next += 0.1
+            elapsed = time.perf_counter() - self.start
+            err.print(f"{self.description}: {self.done}/{self.total} {self.unit} ({100 * self.done // self.total}%), "
+                      f"{elapsed:.0f} s" + (f"; {status}" if status else ""), highlight=False, soft_wrap=True)
+
+    def line(self, message: str) -> None:
+        if not settings.quiet:
+            (self.bar.console if self.bar is not None else err).print(message, highlight=False, soft_wrap=True)
+
+
+def _default(value: object) -> str:
+    return str(value)
 
 
 @app.callback(invoke_without_command=True)
-def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Results and errors only: no progress bars or notes "
+                                                              "(for scripts).")] = False,
+) -> None:
+    settings.quiet = quiet
     if version:
         typer.echo(__version__)
         raise typer.Exit()
 
 
-@app.command()
+@command
 def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write Actor_XX/*.mp4 into.")],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write Actor_XX/*.mp4 into.")],
     actors: Annotated[int, typer.Option(min=1, max=24, help="Number of actors (RAVDESS has 24).")] = 8,
     clips_per_actor: Annotated[int, typer.Option(min=1, max=60, help="Clips per actor; 8 covers every emotion once.")] = 16,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same dataset.")] = 0,
     width: Annotated[int, typer.Option(min=16, help="Frame width in pixels.")] = 160,
     height: Annotated[int, typer.Option(min=16, help="Frame height in pixels.")] = 120,
     fps: Annotated[float, typer.Option(min=1.0, help="Frames per second.")] = 30.0,
-    split_cues: Annotated[bool, typer.Option(help="Face shows the emotion's pair, voice the member: only fusion tells all 8.")] = False,
-    codec: Annotated[str, typer.Option(help="h264 (as RAVDESS), or vp9 (what DALI's CPU decoder reads).")] = "h264",
-    faces: Annotated[str, typer.Option(help="drawn, or real: a photographed face placed and scaled per actor "
-                                            "(true boxes in OUT/faces.json), to test --crop face.")] = "drawn",
+    split_cues: Annotated[bool, typer.Option("--split-cues", help="Face shows the emotion's pair, voice the member: "
+                                                                   "only fusion tells all 8.")] = False,
+    codec: Annotated[Codec, typer.Option(help="h264 (as RAVDESS), or vp9 (what DALI's CPU decoder reads).")] = Codec.h264,
+    faces: Annotated[Faces, typer.Option(help="drawn, or real: a photographed face placed and scaled per actor "
+                                              "(true boxes in OUT/faces.json), which --crop face finds.")] = Faces.drawn,
 ) -> None:
     """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
     from avemo.synth import SynthConfig, synthesize
 
     try:
-        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues, codec=codec, faces=faces)
-    except ValueError as err:
-        fail(str(err))
-    with _progress() as progress:
-        task = progress.add_task("synthesising", total=actors * clips_per_actor)
-        try:
-            paths = synthesize(out, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance(task))
-        except RuntimeError as err:
-            progress.stop()
-            fail(str(err))
-    console.print(f"wrote {len(paths)} clips of {actors} actors to {out}")
+        config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues, codec=codec.value,
+                             faces=faces.value)
+    except ValueError as error:
+        fail(str(error))
+    with Reporter("synthesising", actors * clips_per_actor, "clips") as progress:
+        paths = synthesize(out_dir, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance())
+    out.print(f"wrote {len(paths)} clips of {actors} actors to {out_dir}", highlight=False, soft_wrap=True)
 
 
 def _report_skips(title: str, items: list[Skipped]) -> None:
@@ -107,60 +219,47 @@ def _report_skips(title: str, items: list[Skipped]) -> None:
     for item in items:
         by_reason.setdefault(item.reason, []).append(item)
     for reason, group in sorted(by_reason.items()):
-        console.print(f"[yellow]{title}[/] {reason}: {len(group)}", highlight=False)
+        err.print(f"[yellow]{title}[/] {escape(reason)}: {len(group)}", highlight=False)
         for item in group[:SHOW_PER_REASON]:
-            console.print(f"  {escape(item.line())}", highlight=False, soft_wrap=True)
+            err.print(f"  {escape(item.line())}", highlight=False, soft_wrap=True)
         if len(group) > SHOW_PER_REASON:
-            console.print(f"  ... and {len(group) - SHOW_PER_REASON} more (all listed in the cache's report.json)")
+            err.print(f"  ... and {len(group) - SHOW_PER_REASON} more (all listed in the cache's report.json)")
 
 
 def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
-    """Run an extraction with a progress bar, then print skipped files, failures and a summary table."""
-    from avemo.cache import CacheError
-    from avemo.engines.graphs import EngineError
-    from avemo.engines.weights import WeightsError
-    from avemo.extract import run_extract
+    """Run an extraction with progress, then print skipped files and failures (stderr) and a summary (stdout)."""
+    from avemo.extract import NothingToExtract, run_extract
 
-    cache = config.cache
-    warnings.showwarning = _loud_warning
     if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
             return run_extract(config)
-        except (OSError, WeightsError, CacheError, EngineError, RuntimeError, ValueError) as err:
-            fail(f"rank {launched_rank()}: {_one_line(err)}")
-    with _progress() as progress:
-        task = progress.add_task("extracting", total=None)
-
+        except AvemoError as error:
+            fail(f"rank {launched_rank()}: {_one_line(error)}")
+    with Reporter("extracting", None, "clips") as progress:
         def started(todo: int, summary: ExtractSummary) -> None:
-            progress.update(task, total=todo)
-            console.print(f"{summary.backbones}; backend {summary.backend} on {summary.device}, decoder "
-                          f"{summary.decoder}; {summary.found} clips found, "
-                          f"{summary.cached_before} already cached, {todo} to extract; cache {cache} "
-                          f"(fingerprint {summary.fingerprint})", highlight=False, soft_wrap=True)
+            progress.set_total(todo)
+            progress.line(f"{summary.backbones}; backend {summary.backend} on {summary.device}, decoder "
+                          f"{summary.decoder}; {summary.found} clips found, {summary.cached_before} already cached, "
+                          f"{todo} to extract; cache {config.cache} (fingerprint {summary.spec.fingerprint})")
 
         try:
-            summary = run_extract(config, on_start=started, on_clip=lambda _: progress.advance(task))
-        except (OSError, WeightsError, CacheError, EngineError, RuntimeError, ValueError) as err:
-            progress.stop()
-            fail(_one_line(err))
+            summary = run_extract(config, on_start=started, on_clip=lambda _: progress.advance())
+        except NothingToExtract as error:
+            _report_skips("skipped", error.skipped)
+            fail(str(error), code=1)
     _report_skips("skipped", summary.skipped)
     _report_skips("failed", summary.failed)
     if summary.no_face:
-        console.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
+        err.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
         for path in summary.no_face[:SHOW_PER_REASON]:
-            console.print(f"  {escape(str(path))}", highlight=False, soft_wrap=True)
-    (cache / "report.json").write_text(json.dumps({
-        "skipped": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.skipped],
-        "failed": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.failed],
-        "no_face": [str(p) for p in summary.no_face],
-    }, indent=1))
+            err.print(f"  {escape(str(path))}", highlight=False, soft_wrap=True)
     table = Table(title="avemo extract", show_header=False)
     rows = [
         ("clips found", summary.found), ("already cached", summary.cached_before),
         *([("processes (torchrun ranks)", summary.ranks)] if summary.ranks > 1 else []),
         ("extracted now", summary.written), ("failed", len(summary.failed)),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
-        *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == "face" else []),
+        *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == Crop.face else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
                  f"({summary.clips_per_second:.2f} clips/s)"),
         ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
@@ -168,37 +267,42 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
     ]
     for key, value in rows:
         table.add_row(key, str(value))
-    console.print(table)
+    out.print(table)
     return summary
 
 
-@app.command()
+_WEIGHTS_VIDEO = "Hara et al. 3D ResNet checkpoint (2017 or 2020 release), or 'random'."
+_WEIGHTS_AUDIO = "torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'."
+
+
+@command
 def extract(
-    data: Annotated[Path, typer.Argument(help="Dataset folder (RAVDESS Actor_XX/ folders or a flat folder).")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Dataset folder (RAVDESS Actor_XX/ folders or a flat folder).")],
     cache: Annotated[Path, typer.Option(help="Feature cache folder (created, or resumed when it exists).")],
     dataset: Annotated[Dataset, typer.Option(help="File naming scheme of DATA.")] = Dataset.ravdess,
     channels: Annotated[str, typer.Option(help="RAVDESS vocal channels to use: speech, song or speech,song.")] = "speech,song",
-    video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint (2017 or 2020 release), or 'random'.")] = "random",
+    video_weights: Annotated[str, typer.Option(help=_WEIGHTS_VIDEO)] = "random",
     video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
-    video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release from the checkpoint.")] = VideoNormalization.auto,
-    audio_weights: Annotated[str, typer.Option(help="torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 'random'.")] = "random",
-    backend: Annotated[str, typer.Option(help="Runtime for the backbones: auto, torch, onnxruntime or tensorrt. "
-                                              "auto: tensorrt > onnxruntime-gpu > torch on CUDA (the first two "
-                                              "need --engines), torch on a CPU.")] = "auto",
-    engines: Annotated[Optional[Path], typer.Option(help="Folder of graphs from avemo export (for onnxruntime and tensorrt; "
-                                                         "TensorRT engines are built into it on first use).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32 or fp16 for exported graphs; fp32, bf16 or fp16 (CUDA) for torch.")] = "fp32",
+    video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release "
+                                                                         "from the checkpoint.")] = VideoNormalization.auto,
+    audio_weights: Annotated[str, typer.Option(help=_WEIGHTS_AUDIO)] = "random",
+    backend: Annotated[BackendName, typer.Option(help="Runtime for the backbones. auto: tensorrt > onnxruntime-gpu > "
+                                                      "torch on CUDA (the first two need --engines), torch on a CPU.")] = BackendName.auto,
+    engines: Annotated[Optional[Path], typer.Option(help="Folder of graphs from avemo export (for onnxruntime and "
+                                                         "tensorrt; TensorRT engines are built into it on first use).",
+                                                    show_default="none")] = None,
+    precision: Annotated[Precision, typer.Option(help="fp32; bf16 (torch); fp16 (CUDA, or exported fp16 graphs).")] = Precision.fp32,
     compile: Annotated[bool, typer.Option("--compile", help="torch backend: run the backbones through torch.compile.")] = False,
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="torch backend on CUDA: replay captured CUDA graphs.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    decoder: Annotated[str, typer.Option(help="Video decoding: pyav (CPU workers), dali (the GPU's decoder on CUDA; "
-                                              "VP9 only on a CPU), or auto (dali on CUDA when installed).")] = "auto",
+    device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
+    decoder: Annotated[Decoder, typer.Option(help="Video decoding: pyav (CPU workers), dali (the GPU's decoder on CUDA; "
+                                                  "VP9 only on a CPU), auto (dali on CUDA when installed).")] = Decoder.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
     size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
-    crop: Annotated[str, typer.Option(help="face (a still box around the detected face; centre crop where none is "
-                                           "found), center, or none (the whole frame squashed).")] = "face",
-    dtype: Annotated[str, typer.Option(help="Storage type of the features: float16 or float32.")] = "float16",
+    crop: Annotated[Crop, typer.Option(help="face: a still box around the detected face (centre crop where none is "
+                                            "found); center; none: the whole frame squashed.")] = Crop.face,
+    dtype: Annotated[Dtype, typer.Option(help="Storage type of the features.")] = Dtype.float16,
 ) -> None:
     """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
     from avemo.engines.backbones import BackboneConfig
@@ -208,40 +312,37 @@ def extract(
     wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
     if not wanted or set(wanted) - {"speech", "song"}:
         fail(f"--channels {channels!r}: use speech, song or speech,song")
-    if dtype not in ("float16", "float32"):
-        fail(f"--dtype {dtype!r}: use float16 or float32")
-    if crop not in ("face", "center", "none"):
-        fail(f"--crop {crop!r}: use face, center or none")
+    if not data.is_dir():
+        fail(f"{data}: not a folder; point avemo at the folder that holds the dataset")
     config = ExtractConfig(
         data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
-        video=VideoConfig(size=size, resize=size, crop=crop), backend=backend, engines=engines, precision=precision,
-        compile=compile, cuda_graphs=cuda_graphs, device=device, decoder=decoder, batch_size=batch_size,
-        workers=workers, dtype=dtype)
+        video=VideoConfig(size=size, resize=size, crop=crop.value), backend=backend.value, engines=engines,
+        precision=precision.value, compile=compile, cuda_graphs=cuda_graphs, device=device.value,
+        decoder=decoder.value, batch_size=batch_size, workers=workers, dtype=dtype.value)
     summary = _extract_with_progress(config)
     if launched_rank() == 0 and summary.entries == 0:
         fail(f"no usable clip in {data}; check the folder and the file names", code=1)
 
 
-@app.command()
+@command
 def export(
     engines: Annotated[Path, typer.Option(help="Folder to write the ONNX graphs and their manifests into.")],
-    video_weights: Annotated[str, typer.Option(help="Hara et al. 3D ResNet checkpoint, or 'random'.")] = "random",
+    video_weights: Annotated[str, typer.Option(help=_WEIGHTS_VIDEO)] = "random",
     video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint.")] = "r3d101",
     video_normalization: Annotated[VideoNormalization, typer.Option(help="Input normalisation; auto reads the release.")] = VideoNormalization.auto,
-    audio_weights: Annotated[str, typer.Option(help="torchvision resnet18 file, 'imagenet' or 'random'.")] = "random",
+    audio_weights: Annotated[str, typer.Option(help=_WEIGHTS_AUDIO)] = "random",
     size: Annotated[int, typer.Option(min=32, help="Crop side the video graph takes (as avemo extract --size).")] = 112,
-    precision: Annotated[str, typer.Option(help="fp32, or fp16 (weights in half precision inside the graph).")] = "fp32",
+    precision: Annotated[ExportPrecision, typer.Option(help="fp32, or fp16 (half-precision weights inside the graph).")] = ExportPrecision.fp32,
     max_batch: Annotated[int, typer.Option(min=1, help="Largest batch (snippets) a graph accepts; more are split.")] = 64,
-    tensorrt: Annotated[bool, typer.Option(help="Also build TensorRT engines for this GPU (needs the gpu extra).")] = False,
+    tensorrt: Annotated[bool, typer.Option("--tensorrt", help="Also build TensorRT engines for this GPU (needs the gpu extra).")] = False,
     opt_batch: Annotated[int, typer.Option(min=1, help="Batch (snippets) TensorRT tunes for: extract's --batch-size x 6.")] = 12,
 ) -> None:
     """Export both backbones to ONNX exactly as extract runs them (dynamic batch, checked, with manifests)."""
     import torch
 
     from avemo.engines.backbones import BackboneConfig
-    from avemo.engines.weights import WeightsError
     from avemo.pipeline.video import VideoConfig
 
     if tensorrt:
@@ -253,56 +354,57 @@ def export(
             fail("--tensorrt: engines are built for the GPU they run on, and PyTorch sees no CUDA device here")
     try:
         from avemo.export.onnx import ExportConfig, export_backbones
-    except ImportError as err:
-        fail(f"ONNX export needs the onnx extra: pip install 'avemo[onnx]' ({err.name} is missing)")
-    warnings.showwarning = _loud_warning
-    config = ExportConfig(engines=engines, precision=precision, max_batch=max_batch,
+        import onnxscript  # noqa: F401 - torch.onnx's exporter needs it; say so now rather than mid-export
+    except ImportError as error:
+        fail(f"ONNX export needs the onnx extra: pip install 'avemo[onnx]' ({error.name} is missing)")
+    config = ExportConfig(engines=engines, precision=precision.value, max_batch=max_batch,
                           video=VideoConfig(size=size, resize=size),
                           backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                                    video_normalization=video_normalization.value,
                                                    audio_weights=audio_weights))
-    try:
+    with err.status("exporting both backbones") if err.is_terminal and not settings.quiet else _nothing():
         paths = export_backbones(config)
-    except (OSError, WeightsError, ValueError) as err:
-        fail(_one_line(err))
     for path in paths:
-        console.print(f"wrote {path} and {path.with_suffix('.json').name}", highlight=False)
+        out.print(f"wrote {path} and {path.with_suffix('.json').name}", highlight=False, soft_wrap=True)
     runtime = "onnxruntime"
     if tensorrt:
-        from avemo.engines.graphs import EngineError
         from avemo.engines.tensorrt import build_engines
 
-        try:
-            plans = build_engines(paths, torch.device("cuda"), opt_batch=opt_batch)
-        except EngineError as err:
-            fail(_one_line(err))
-        for plan in plans:
-            console.print(f"TensorRT engine {plan}", highlight=False)
+        for plan in build_engines(paths, torch.device("cuda"), opt_batch=opt_batch):
+            out.print(f"TensorRT engine {plan}", highlight=False, soft_wrap=True)
         runtime = "tensorrt"
-    console.print(f"use them with: avemo extract DATA --cache DIR --backend {runtime} --engines {engines} "
-                  f"--precision {precision} (and the same weights)", highlight=False)
+    note(f"use them with: avemo extract DATA --cache DIR --backend {runtime} --engines {engines} --precision "
+         f"{precision.value} --size {size} (and the same weights)")
 
 
-@app.command()
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@command
 def inspect(
-    cache: Annotated[Path, typer.Argument(help="Feature cache folder.")],
+    cache: Annotated[Path, typer.Argument(metavar="CACHE", help="Feature cache folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Describe a feature cache: entries, shapes, fingerprint, actors and emotions."""
-    from avemo.cache import CacheError, FeatureCache
+    """Describe a feature cache: what made its features, entries, shapes, actors and emotions."""
+    from avemo.cache import FeatureCache
 
-    try:
-        store = FeatureCache.open(cache)
-    except CacheError as err:
-        fail(str(err))
+    store = FeatureCache.open(cache)
+    spec = store.spec
     entries, broken = store.scan()
     info = {
         "cache": str(cache),
         "entries": len(entries),
         "video_shape": store.manifest["video_shape"],
         "audio_shape": store.manifest["audio_shape"],
-        "dtype": store.manifest["dtype"],
+        "dtype": spec.dtype,
         "fingerprint": store.fingerprint,
+        "spec": spec.to_json(),
+        "produced_by": dict(Counter(e["produced_by"] or "unrecorded" for e in entries)),
         "datasets": dict(Counter(e["dataset"] for e in entries)),
         "actors": {str(k): v for k, v in sorted(Counter(e["actor"] for e in entries).items())},
         "emotions": dict(sorted(Counter(e["emotion"] for e in entries).items())),
@@ -311,25 +413,31 @@ def inspect(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    table = Table(title=f"avemo cache {cache}", show_header=False)
-    for key, value in info.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
-    console.print(table)
+    table = Table(title=f"avemo cache {escape(str(cache))}", show_header=False)
+    random_ = {"video weights": spec.video_backbone.weights.random, "audio weights": spec.audio_backbone.weights.random}
+    for key, value in spec.summary():
+        table.add_row(key, f"[bold red]{value}[/]" if random_.get(key) else escape(value))
+    table.add_row("shapes", f"video {tuple(info['video_shape'])}, audio {tuple(info['audio_shape'])}")
+    table.add_row("entries", str(len(entries)))
+    table.add_row("made by", escape(", ".join(f"{k}: {v}" for k, v in info["produced_by"].items()) or "-"))
+    for key in ("datasets", "actors", "emotions"):
+        table.add_row(key, escape(", ".join(f"{k}: {v}" for k, v in info[key].items()) or "-"))
+    table.add_row("broken entries", escape(", ".join(Path(p).name for p in info["broken_entries"][:10]) or "none")
+                  + (f" and {len(broken) - 10} more" if len(broken) > 10 else ""))
+    out.print(table)
 
 
 def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
     """TrainConfig from a TOML/JSON file, then the options given on the command line."""
     import tomllib
 
-    from avemo.fusion.train import TrainConfig
-
     data: dict = {}
     if config_file is not None:
         try:
             text = config_file.read_text()
             data = json.loads(text) if config_file.suffix == ".json" else tomllib.loads(text)
-        except (OSError, ValueError) as err:
-            fail(f"{config_file}: cannot read the configuration ({' '.join(str(err).split())})")
+        except (OSError, ValueError) as error:
+            fail(f"{config_file}: cannot read the configuration ({' '.join(str(error).split())})")
     model = dict(data.pop("model", {}))
     for key, value in overrides.items():
         if value is None:
@@ -340,107 +448,112 @@ def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
             data[key] = value
     try:
         return TrainConfig.from_dict({**data, "model": model})
-    except (TypeError, ValueError) as err:
-        fail(f"{config_file or 'options'}: {err}")
+    except (TypeError, ValueError) as error:
+        fail(f"{config_file or 'options'}: {error}")
 
 
 def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> None:
-    from avemo.cache import CacheError
     from avemo.fusion.model import FusionModel, count_parameters, flops_per_clip
     from avemo.fusion.runs import train_run
 
-    warnings.showwarning = _loud_warning
     if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
             train_run(cache, run, config, resume=resume)
-        except (OSError, CacheError, ValueError, RuntimeError) as err:  # RuntimeError: rank 0 stopped first
-            fail(f"rank {launched_rank()}: {_one_line(err)}")
+        except (AvemoError, OSError, ValueError, RuntimeError) as error:  # RuntimeError: rank 0 stopped first
+            fail(f"rank {launched_rank()}: {_one_line(error)}")
         return
-    with _progress() as progress:
-        task = progress.add_task("training", total=config.epochs)
-        printed: list[bool] = []
+    with Reporter("training", config.epochs, "epochs") as progress:
+        def on_start(actual: TrainConfig, folds: list) -> None:
+            model = FusionModel(actual.model)  # the cache's real shapes, not the defaults
+            progress.line(f"model: {count_parameters(model) / 1e6:.2f} M parameters, "
+                          f"{flops_per_clip(model) / 1e6:.0f} MFLOP per clip; loss {actual.loss}; protocol "
+                          f"{actual.protocol}; {len(folds)} fold(s)")
 
         def on_fold(fold) -> None:
-            if not printed:
-                model = FusionModel(config.model)
-                console.print(f"model: {count_parameters(model) / 1e6:.2f} M parameters, "
-                              f"{flops_per_clip(model) / 1e6:.0f} MFLOP per clip; loss {config.loss}; "
-                              f"protocol {config.protocol}", highlight=False)
-                printed.append(True)
             actors = f"test actors {fold.test_actors}, validation {fold.val_actors}" if fold.test_actors else \
                 "random clips"
-            progress.reset(task, total=config.epochs, description=f"{fold.name} ({actors})")
+            progress.line(f"{fold.name}: {actors}; {len(fold.train)} training clips")
+            progress.restart(fold.name, config.epochs)
 
         def on_epoch(epoch: int, metrics: dict) -> None:
-            progress.update(task, completed=epoch, description=progress.tasks[0].description.split(" |")[0]
-                            + f" | loss {metrics['train/loss']:.3f} val UAR {metrics['val/uar']:.3f}")
+            progress.advance(epoch, f"loss {metrics['train/loss']:.3f} val UAR {metrics['val/uar']:.3f}")
 
         try:
-            results = train_run(cache, run, config, resume=resume, on_fold=on_fold, on_epoch=on_epoch)
-        except (OSError, CacheError, ValueError) as err:
-            progress.stop()
-            fail(_one_line(err))
-    table = Table(title=f"avemo train {run}")
+            results = train_run(cache, run, config, resume=resume, on_start=on_start, on_fold=on_fold,
+                                on_epoch=on_epoch)
+        except ValueError as error:
+            fail(_one_line(error))
+    table = Table(title=f"avemo train {escape(str(run))}")
     for column in ("fold", "best epoch", "validation UAR", "epochs run"):
         table.add_column(column)
     for r in results:
         table.add_row(r.name, str(r.best_epoch), f"{r.best_val_uar:.3f}", str(r.epochs_run))
-    console.print(table)
+    out.print(table)
 
 
-@app.command()
+@command
 def train(
-    cache: Annotated[Path, typer.Argument(help="Feature cache made by avemo extract.")],
+    cache: Annotated[Path, typer.Argument(metavar="CACHE", help="Feature cache made by avemo extract.")],
     run: Annotated[Path, typer.Option("--run", "--run-dir", help="Run folder for configuration, checkpoints, "
                                       "predictions, report (--run-dir under torchrun, which takes --run for its own).")],
-    config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file with training settings.")] = None,
-    folds: Annotated[Optional[str], typer.Option(help="Folds to run, e.g. 1,3 (default all).")] = None,
-    n_folds: Annotated[Optional[int], typer.Option(help="Number of actor folds (default 6 RAVDESS, 5 CREMA-D).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs per fold.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=2, help="Clips per batch.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="emotion-metric (default) or triplet (the seed's).")] = None,
-    protocol: Annotated[Optional[str], typer.Option(help="actors (default) or random-clips (the seed's leaky split).")] = None,
-    modality: Annotated[Optional[str], typer.Option(help="Ablation: both (default), video or audio.")] = None,
-    cross_attention: Annotated[Optional[bool], typer.Option("--cross-attention/--no-cross-attention", help="Ablation: fuse without cross-attention.")] = None,
-    dim: Annotated[Optional[int], typer.Option(help="Model width after the input projections (default 256).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoints.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file with training settings (the options "
+                                                        "below override it).", show_default="none")] = None,
+    folds: Annotated[Optional[str], typer.Option(help="Folds to run, e.g. 1,3.", show_default="all")] = None,
+    n_folds: Annotated[Optional[int], typer.Option(help="Number of actor folds.", show_default="6 RAVDESS, 5 CREMA-D")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs per fold.", show_default=_default(TrainConfig.epochs))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=2, help="Clips per batch.", show_default=_default(TrainConfig.batch_size))] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).", show_default=_default(TrainConfig.lr))] = None,
+    patience: Annotated[Optional[int], typer.Option(min=1, help="Epochs without a better validation UAR before "
+                                                                "stopping.", show_default=_default(TrainConfig.patience))] = None,
+    loss: Annotated[Optional[Loss], typer.Option(help="emotion-metric (the paper's) or triplet (the seed's).",
+                                                 show_default=TrainConfig.loss)] = None,
+    protocol: Annotated[Optional[Protocol], typer.Option(help="actors, or random-clips (the seed's leaky split).",
+                                                         show_default=TrainConfig.protocol)] = None,
+    modality: Annotated[Optional[Modality], typer.Option(help="Ablation: both, video or audio.", show_default="both")] = None,
+    cross_attention: Annotated[Optional[bool], typer.Option("--cross-attention/--no-cross-attention",
+                                                            help="Ablation: fuse without cross-attention.",
+                                                            show_default="cross-attention")] = None,
+    dim: Annotated[Optional[int], typer.Option(help="Model width after the input projections.", show_default="256")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.", show_default=_default(TrainConfig.seed))] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoints.")] = False,
 ) -> None:
     """Train the attention fusion model on cached features, fold by fold (actor-independent)."""
     try:
         chosen = [int(k) for k in folds.split(",")] if folds else None
     except ValueError:
         fail(f"--folds {folds!r}: give fold numbers like 1,3")
-    settings = _train_config(config, {"folds": chosen, "n_folds": n_folds, "epochs": epochs, "batch_size": batch_size,
-                                      "lr": lr, "loss": loss, "protocol": protocol, "modality": modality,
-                                      "cross_attention": cross_attention, "dim": dim, "seed": seed})
-    _run_training(cache, run, settings, resume)
+    settings_ = _train_config(config, {
+        "folds": chosen, "n_folds": n_folds, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
+        "loss": loss.value if loss else None, "protocol": protocol.value if protocol else None,
+        "modality": modality.value if modality else None, "cross_attention": cross_attention, "dim": dim, "seed": seed})
+    if not (cache / "manifest.json").is_file():
+        fail(f"{cache}: not an avemo feature cache (no manifest.json); create one with avemo extract")
+    _run_training(cache, run, settings_, resume)
     if launched_rank() == 0:
-        console.print(f"checkpoints and predictions in {run}; next: [bold]avemo evaluate {run}[/]")
+        note(f"checkpoints and predictions in {run}; next: avemo evaluate {run}")
 
 
-def _evaluate(run: Path) -> dict:
-    from avemo.reports.report import evaluate_run
-
-    try:
-        return evaluate_run(run)
-    except (OSError, ValueError, KeyError) as err:
-        fail(_one_line(err))
-
-
-@app.command()
+@command
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run folder written by avemo train.")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="Run folder written by avemo train.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Score a run on its test actors: per fold and mean ± std; writes report.json/.md and two PNGs."""
-    report = _evaluate(run)
+    from avemo.reports.report import evaluate_run
+
+    try:
+        report = evaluate_run(run)
+    except (ValueError, KeyError) as error:
+        fail(_one_line(error))
     if as_json:
         typer.echo(json.dumps(report, indent=1))
         return
+    _show_evaluation(run, report)
+
+
+def _show_evaluation(run: Path, report: dict) -> None:
     primary = report["heads"][report["primary_head"]]
-    table = Table(title=f"avemo evaluate {run} ({report['primary_head']} predictions)")
+    table = Table(title=f"avemo evaluate {escape(str(run))} ({report['primary_head']} predictions)")
     for column in ("fold", "test actors", "accuracy", "UAR", "macro-F1"):
         table.add_column(column)
     for f in primary["per_fold"]:
@@ -448,53 +561,54 @@ def evaluate(
                       f"{f['macro_f1']:.3f}")
     ms = primary["mean_std"]
     table.add_row("mean ± std", "", *(f"{ms[k]['mean']:.3f} ± {ms[k]['std']:.3f}" for k in ("accuracy", "uar", "macro_f1")))
-    console.print(table)
-    console.print(f"report: {run / 'report.md'}, {run / 'report.json'}; plots: {run / 'confusion.png'}, "
-                  f"{run / 'embedding.png'}", highlight=False)
+    out.print(table)
+    note(f"report: {run / 'report.md'}, {run / 'report.json'}; plots: {run / 'confusion.png'}, {run / 'embedding.png'}")
 
 
-@app.command()
+@command
 def predict(
-    videos: Annotated[list[Path], typer.Argument(help="Video files (with their soundtrack).")],
+    videos: Annotated[list[Path], typer.Argument(metavar="VIDEO", help="Video files (with their soundtrack).")],
     run: Annotated[Path, typer.Option(help="Run folder written by avemo train.")],
-    video_weights: Annotated[str, typer.Option(help="The video weights the run's cache was extracted with.")] = "random",
-    audio_weights: Annotated[str, typer.Option(help="The audio weights the run's cache was extracted with.")] = "random",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    top: Annotated[int, typer.Option(min=1, max=8, help="Emotions to print per video.")] = 3,
+    video_weights: Annotated[Optional[str], typer.Option(help="Only if the file the run's cache was extracted with has "
+                                                              "moved: where it is now (verified by SHA-256).",
+                                                         show_default="the run's")] = None,
+    audio_weights: Annotated[Optional[str], typer.Option(help="Likewise for the audio weights.",
+                                                         show_default="the run's")] = None,
+    device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
+    top: Annotated[int, typer.Option(min=1, max=8, help="Emotions to show per video.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Rank the emotions of new videos with a trained run (decode, backbones, fusion; all folds vote)."""
-    from avemo.engines.weights import WeightsError
-    from avemo.predict import RunMismatch, predict_files
+    """Rank the emotions of new videos with a trained run (decode, backbones, fusion; all folds vote).
 
-    warnings.showwarning = _loud_warning
-    if not (run / "config.json").is_file():
-        fail(f"{run}: no config.json; is this a folder written by avemo train?")
-    try:
-        results = predict_files(videos, run, video_weights, audio_weights, device)
-    except (OSError, WeightsError, RunMismatch, RuntimeError, ValueError, KeyError) as err:
-        fail(_one_line(err) if not isinstance(err, KeyError) else f"{run}: config.json lacks {err}; train the run again")
+    Exit code 0 when every file was predicted, 3 when some failed, 1 when none could be.
+    """
+    from avemo.predict import predict_files
+
+    results = predict_files(videos, run, video_weights, audio_weights, device.value)
     if as_json:
         typer.echo(json.dumps([{"path": str(r.path), "error": r.error or None,
-                                "emotions": [{"emotion": e, "probability": round(p, 4)} for e, p in r.ranked]}
+                                "emotions": [{"emotion": e, "probability": round(p, 4)} for e, p in r.ranked[:top]]}
                                for r in results], indent=1))
-    else:
-        for r in results:
-            if r.error:
-                console.print(f"[red]{escape(str(r.path))}[/]: {escape(r.error)}", highlight=False)
-            else:
-                ranked = ", ".join(f"{e} {p:.2f}" for e, p in r.ranked[:top])
-                console.print(f"[bold]{escape(str(r.path))}[/]: {ranked}", highlight=False)
-    if all(r.error for r in results):
+    for r in results:
+        if r.error:
+            err.print(f"[red]{escape(str(r.path))}[/]: {escape(r.error)}", highlight=False, soft_wrap=True)
+        elif not as_json:
+            ranked = ", ".join(f"{e} {p:.2f}" for e, p in r.ranked[:top])
+            out.print(f"[bold]{escape(str(r.path))}[/]: {ranked}", highlight=False, soft_wrap=True)
+    failed = sum(bool(r.error) for r in results)
+    if failed == len(results):
         raise typer.Exit(1)
+    if failed:
+        raise typer.Exit(3)
 
 
-@app.command()
+@command
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (under two minutes on two CPU cores).")] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.",
+                                                      show_default="none")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
+    device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
 ) -> None:
     """Measure decoding, backbones, extraction and a fusion step side by side, as multiples of the seed."""
     from avemo.bench.suite import BenchConfig, plot, run_bench
@@ -505,51 +619,50 @@ def bench(
             table.add_column(column)
         for row in section.rows:
             table.add_row(escape(row.name), f"{row.seconds:.4f} / {row.unit}", f"{row.ratio:.2f}x", escape(row.note))
-        console.print(table)
+        out.print(table)
         for limit in section.limits:
-            console.print(f"  {escape(limit)}", highlight=False, soft_wrap=True)
+            out.print(f"  {escape(limit)}", highlight=False, soft_wrap=True)
 
-    try:
-        with console.status("benchmarking (sections print as they finish)"):
-            report = run_bench(BenchConfig(quick=quick, device=device, workdir=None), on_section=show)
-    except RuntimeError as err:
-        fail(_one_line(err))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.md").write_text(report.markdown())
-    plot(report, out / "bench.png")
+    with err.status("benchmarking (sections print as they finish)") if err.is_terminal and not settings.quiet \
+            else _nothing():
+        report = run_bench(BenchConfig(quick=quick, device=device.value, workdir=None), on_section=show)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.md").write_text(report.markdown())
+    plot(report, out_dir / "bench.png")
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=1))
-    console.print(f"[bold green]done[/]: {out / 'bench.md'}, {out / 'bench.png'}"
-                  + (f", {json_path}" if json_path else ""), highlight=False)
+    note(f"done: {out_dir / 'bench.md'}, {out_dir / 'bench.png'}" + (f", {json_path}" if json_path else ""))
 
 
-@app.command()
+@command
 def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the synthetic dataset, its cache and the run.")] = Path("avemo-demo"),
     actors: Annotated[int, typer.Option(min=4, max=24, help="Synthetic actors (4 folds need at least 4).")] = 8,
     clips_per_actor: Annotated[int, typer.Option(min=8, max=60, help="Clips per actor.")] = 8,
 ) -> None:
-    """synth -> extract -> train -> evaluate on the embedded synthetic dataset (a few minutes on 2 CPU cores)."""
+    """synth -> extract -> train -> evaluate on the embedded synthetic dataset (random backbone weights)."""
     from avemo.extract import ExtractConfig
     from avemo.pipeline.video import VideoConfig
     from avemo.synth import synthesize
 
     data, cache, run = workdir / "data", workdir / "cache", workdir / "run"
-    with _progress() as progress:
-        task = progress.add_task("synthesising", total=actors * clips_per_actor)
-        synthesize(data, actors, clips_per_actor, seed=0, on_clip=lambda _: progress.advance(task))
-    console.print("[bold]the demo uses random backbone weights[/]: see the README for the pretrained ones")
+    with Reporter("synthesising", actors * clips_per_actor, "clips") as progress:
+        synthesize(data, actors, clips_per_actor, seed=0, on_clip=lambda _: progress.advance())
+    note("the demo uses random backbone weights: see the README for the pretrained ones")
     # The demo's faces are drawn, not photographed: the face detector would find none in them.
-    summary = _extract_with_progress(ExtractConfig(data=data, cache=cache, video=VideoConfig(crop="center")))
+    summary = _extract_with_progress(ExtractConfig(data=data, cache=cache, video=VideoConfig(crop=Crop.center.value)))
     if summary.entries == 0:
         fail(f"no clip of {data} could be extracted", code=1)
-    # 32 training clips per fold: a narrow model and many short epochs (measured: 0.69 UAR, 54 s on 2 cores)
-    settings = _train_config(None, {"n_folds": 4, "epochs": 80, "batch_size": 16, "lr": 1e-3, "patience": 80,
-                                    "dim": 64})
-    _run_training(cache, run, settings, resume=(run / "config.json").exists())
-    report = _evaluate(run)
+    # 32 training clips per fold: a narrow model and many short epochs (RESULTS.md has what this measured).
+    settings_ = _train_config(None, {"n_folds": 4, "epochs": 80, "batch_size": 16, "lr": 1e-3, "patience": 80,
+                                     "dim": 64})
+    _run_training(cache, run, settings_, resume=(run / "config.json").exists())
+    from avemo.reports.report import evaluate_run
+
+    report = evaluate_run(run)
+    _show_evaluation(run, report)
     ms = report["heads"][report["primary_head"]]["mean_std"]
-    console.print(f"[bold green]done[/]: held-out actors, {len(report['folds'])} folds: accuracy "
-                  f"{ms['accuracy']['mean']:.3f} ± {ms['accuracy']['std']:.3f}, UAR {ms['uar']['mean']:.3f} ± "
-                  f"{ms['uar']['std']:.3f} (chance {1 / len(report['classes']):.3f})", highlight=False)
-    console.print(f"report {run / 'report.md'}; plots {run / 'confusion.png'}, {run / 'embedding.png'}", highlight=False)
+    out.print(f"[bold green]done[/]: held-out actors, {len(report['folds'])} folds: accuracy "
+              f"{ms['accuracy']['mean']:.3f} ± {ms['accuracy']['std']:.3f}, UAR {ms['uar']['mean']:.3f} ± "
+              f"{ms['uar']['std']:.3f} (chance {1 / len(report['classes']):.3f})", highlight=False)
+

@@ -8,9 +8,10 @@ reported and skipped; finished entries are skipped on the next run, so a killed 
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,23 +20,26 @@ from torch.utils.data import DataLoader
 
 from avemo.cache import CacheError, FeatureCache
 from avemo.distributed import World, join, leave
-from avemo.pipeline.face import face_settings
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
-from avemo.engines.runtime import Backend, create_backend, resolve_device
+from avemo.engines.backbones import BackboneConfig, build_audio, build_video
+from avemo.engines.runtime import Backend, check_runtime, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.clips import Skipped
-from avemo.pipeline.discover import DatasetName, discover
+from avemo.pipeline.discover import discover
 from avemo.pipeline.batches import InputBatch, dali_inputs, pyav_inputs, resolve_decoder
 from avemo.pipeline.dali import DaliFrames
 from avemo.pipeline.prepare import ClipDataset, FailedClip, keep_as_list
+from avemo.choices import Crop
 from avemo.pipeline.video import VideoConfig
+from avemo.errors import AvemoError
+from avemo.files import atomic_write
+from avemo.spec import FeatureSpec
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
     data: Path
     cache: Path
-    dataset: DatasetName = "ravdess"
+    dataset: str = "ravdess"
     vocal_channels: tuple[str, ...] = ("speech", "song")
     backbones: BackboneConfig = field(default_factory=BackboneConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
@@ -68,7 +72,7 @@ class ExtractSummary:
     backend: str = ""
     decoder: str = ""
     device: str = ""
-    fingerprint: str = ""
+    spec: FeatureSpec | None = None
     entries: int = 0
     ranks: int = 1  # torchrun processes whose shares this summary counts
 
@@ -79,25 +83,19 @@ class ExtractSummary:
         return self.written / busy if busy > 0 else 0.0
 
 
+class NothingToExtract(AvemoError):
+    """Discovery found no usable clip; ``skipped`` says why each file was passed over."""
+
+    def __init__(self, message: str, skipped: list[Skipped]) -> None:
+        super().__init__(message)
+        self.skipped = skipped
+
+
 def feature_shapes(video: VideoConfig, channels: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Cache shapes: video (S, C, T'H'W') from the layer4 strides (16 in time, 32 in space), audio (S, 512)."""
     t = -(-video.frames // 16)
     s = -(-video.size // 32)
     return (video.snippets, channels, t * s * s), (video.snippets, 512)
-
-
-def fingerprint_inputs(backbones: dict, video: VideoConfig, audio: AudioConfig) -> dict:
-    """Everything that determines a clip's features (the cache fingerprint is a hash of it).
-
-    The centre crop is left out of it: caches made before there was a choice of crop were centre-cropped, and
-    their fingerprints stay valid.
-    """
-    video_inputs = asdict(video)
-    if video_inputs["crop"] == "center":
-        del video_inputs["crop"]
-    elif video_inputs["crop"] == "face":  # the detector's settings decide the box too
-        video_inputs["face"] = face_settings()
-    return {"backbones": backbones, "video": video_inputs, "audio": asdict(audio), "features": "avemo-features/1"}
 
 
 def _init_worker(_: int) -> None:
@@ -135,29 +133,33 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
 
 def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[int, ExtractSummary], None] | None,
          on_clip: Callable[[str], None] | None) -> ExtractSummary:
+    # Cheap checks first: nothing is built or created for a set-up that cannot work.
+    device = world.device(resolve_device(config.device))
+    check_runtime(config.backend, device, config.engines, config.precision, config.compile, config.cuda_graphs)
+    decoder = resolve_decoder(config.decoder, device)
     found = discover(config.data, config.dataset, config.vocal_channels)
+    if not found.clips:
+        raise NothingToExtract(f"{config.data}: no usable clip ({len(found.skipped)} files skipped); check the "
+                               f"folder and --dataset {config.dataset}", found.skipped)
     summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
-    video_net, video_info = build_video(config.backbones)
-    audio_net, audio_info = build_audio(config.backbones)
+    video_net, video_backbone = build_video(config.backbones)
+    audio_net, audio_backbone = build_audio(config.backbones)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
-    description = describe(config.backbones, video_net, video_info, audio_info)
-    inputs = fingerprint_inputs(description, config.video, config.audio)
+    spec = FeatureSpec.of(video_backbone, audio_backbone, config.video, config.audio, config.dtype)
     if world.main:  # first, alone: it creates the cache and clears temporaries of killed runs
-        cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
+        cache = FeatureCache.create_or_open(config.cache, spec, video_shape, audio_shape)
     world.barrier()
     if not world.main:
-        cache = FeatureCache.create_or_open(config.cache, inputs, video_shape, audio_shape, config.dtype)
+        cache = FeatureCache.create_or_open(config.cache, spec, video_shape, audio_shape)
     world.barrier()  # no rank writes before every rank has opened (opening clears stale temporaries)
-    device = world.device(resolve_device(config.device))
     backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
-                             description, compile=config.compile, cuda_graphs=config.cuda_graphs,
+                             spec, compile=config.compile, cuda_graphs=config.cuda_graphs,
                              opt_batch=config.batch_size * config.video.snippets)
-    decoder = resolve_decoder(config.decoder, device)
     frames = DaliFrames(config.video, device, config.batch_size) if decoder != "pyav" else None
-    summary.backend, summary.device, summary.fingerprint = backend.name, str(device), cache.fingerprint
-    summary.decoder = decoder
-    summary.backbones = (f"video {config.backbones.video_arch} ({video_info.release} weights, "
-                         f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")
+    summary.backend, summary.device, summary.spec, summary.decoder = backend.name, str(device), spec, decoder
+    summary.backbones = (f"video {video_backbone.arch} ({video_backbone.weights.release} weights, "
+                         f"{video_backbone.normalization.name} input), audio {audio_backbone.arch} "
+                         f"({audio_backbone.weights.release} weights)")
 
     mine = world.shard(found.clips)
     todo = [c for c in mine if not cache.has(c.clip_id)]
@@ -191,7 +193,7 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
             else:
                 summary.decode_seconds += clip.seconds
                 summary.written += 1
-                if config.video.crop == "face" and clip.box is not None and clip.box.source != "face":
+                if config.video.crop == Crop.face and clip.box is not None and clip.box.source != "face":
                     summary.no_face.append(clip.record.path)
             if on_clip is not None:
                 on_clip(clip.record.clip_id)
@@ -236,12 +238,24 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
         summary.seconds = time.perf_counter() - start
         if world.size == 1:
             summary.entries = len(cache.write_index())
+            write_report(config.cache, summary)
     if world.size > 1:  # reached by every rank, or by none (torchrun stops the others when one dies)
         summary = merge(world.gather(summary))
         world.barrier()
         if world.main:
             summary.entries = len(cache.write_index())
+            write_report(config.cache, summary)
     return summary
+
+
+def write_report(cache: Path, summary: ExtractSummary) -> None:
+    """``CACHE/report.json``: every file skipped or failed, and the clips whose face was not found."""
+    def items(skips: list[Skipped]) -> list[dict[str, str]]:
+        return [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in skips]
+
+    report = {"skipped": items(summary.skipped), "failed": items(summary.failed),
+              "no_face": [str(p) for p in summary.no_face]}
+    atomic_write(cache / "report.json", json.dumps(report, indent=1).encode())
 
 
 def merge(parts: list[ExtractSummary]) -> ExtractSummary:

@@ -1,28 +1,29 @@
 """``avemo predict``: videos in, emotions ranked by probability out, through the same pipeline as training.
 
-The run records the fingerprint inputs of the cache it was trained on; the backbones given here must produce
-the same features (same weights, architecture, normalisation, preprocessing), or prediction is refused.
-Every trained fold votes: their probabilities are averaged.
+A run records the feature spec of the cache it was trained on. Prediction rebuilds exactly those backbones
+(from the weights files the spec names, checked by SHA-256, or from files given in their place) and cuts
+clips as the spec says (crop, size, spectrogram); if the backbones would make other features, it refuses,
+naming what differs. Every trained fold votes: their probabilities are averaged.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from avemo.cache import differing_keys
 from avemo.emotions import EMOTIONS
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
+from avemo.errors import AvemoError
+from avemo.engines.backbones import AudioFeatures, VideoFeatures, build_audio, build_video
 from avemo.engines.runtime import create_backend, resolve_device
-from avemo.extract import fingerprint_inputs
+from avemo.engines.weights import WeightsSpec
 from avemo.fusion.model import FusionConfig, FusionModel
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.decode import ClipError
 from avemo.pipeline.prepare import prepare_file
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import FeatureSpec, SpecError
 
 
 # Cosine similarities to the class centroids lie in [-1, 1]; scaled like this, their softmax reads as
@@ -31,8 +32,8 @@ from avemo.pipeline.video import VideoConfig
 CENTROID_SCALE = 10.0
 
 
-class RunMismatch(Exception):
-    """The backbones given do not make the features the run was trained on."""
+class RunMismatch(AvemoError):
+    """The run cannot predict as asked: its weights moved, or the backbones given make other features."""
 
 
 @dataclass
@@ -62,42 +63,80 @@ def load_fold_models(run: Path) -> list[FoldModel]:
     return models
 
 
-def predict_files(paths: list[Path], run: Path, video_weights: str, audio_weights: str,
-                  device: str = "auto") -> list[Prediction]:
-    """Ranked emotions for each file; a file that cannot be read gets its error, the others go on."""
-    record = json.loads((run / "config.json").read_text())
-    stored = record["cache_inputs"]
-    backbones = BackboneConfig(video_weights=video_weights, video_arch=stored["backbones"]["video"]["arch"],
-                               video_normalization=stored["backbones"]["video"]["normalization"]["name"],
-                               audio_weights=audio_weights)
-    video_cfg = VideoConfig(**{"crop": "center", **stored["video"]})  # no crop recorded: centre (see fingerprint_inputs)
-    audio_cfg = AudioConfig(**stored["audio"])
-    video_net, video_info = build_video(backbones)
-    audio_net, audio_info = build_audio(backbones)
-    inputs = fingerprint_inputs(describe(backbones, video_net, video_info, audio_info), video_cfg, audio_cfg)
-    changed = differing_keys(stored, inputs)
+def run_spec(run: Path) -> tuple[dict, FeatureSpec]:
+    """The run's ``config.json`` and the feature spec of the cache it was trained on."""
+    path = run / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: no config.json; is this a folder written by avemo train?")
+    try:
+        record = json.loads(path.read_text())
+        if "feature_spec" in record:
+            return record, FeatureSpec.from_json(record["feature_spec"])
+        # runs written before specs existed recorded the cache's fingerprint inputs
+        return record, FeatureSpec.from_fingerprint_inputs(record["cache_inputs"], record["cache_dtype"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, SpecError) as err:
+        raise RunMismatch(f"{path}: not a readable avemo run configuration ({type(err).__name__}: {err}); "
+                          "train the run again") from None
+
+
+def _weights_source(run: Path, kind: str, weights: WeightsSpec, given: str | None) -> str | None:
+    """``given``, or None to take the file the spec names, after checking it is still there."""
+    if given is not None or weights.random:
+        return given
+    if weights.path is None or not Path(weights.path).is_file():
+        where = f"at {weights.path}" if weights.path else "recorded (the cache predates avemo recording it)"
+        raise RunMismatch(f"{run}: the {kind} weights its features were made with (sha256 {weights.sha256[:12]}) "
+                          f"are not {where}; pass --{kind}-weights FILE")
+    return None
+
+
+def backbones_for(run: Path, spec: FeatureSpec, video_weights: str | None = None,
+                  audio_weights: str | None = None) -> tuple[VideoFeatures, AudioFeatures]:
+    """The backbones that make the run's features; raise ``RunMismatch`` naming what would differ."""
+    config = spec.backbone_config(_weights_source(run, "video", spec.video_backbone.weights, video_weights),
+                                  _weights_source(run, "audio", spec.audio_backbone.weights, audio_weights))
+    video_net, video_backbone = build_video(config)
+    audio_net, audio_backbone = build_audio(config)
+    here = FeatureSpec.of(video_backbone, audio_backbone, spec.video, spec.audio, spec.dtype)
+    changed = spec.differences(here)
+    if "face.skimage" in changed:  # the same cascade in another release: boxes may move by a pixel, no more
+        warnings.warn(f"{run}: its faces were found with scikit-image {spec.face.skimage}, this installation has "
+                      f"{here.face.skimage}; crops may differ slightly", UserWarning, stacklevel=2)
+        changed.remove("face.skimage")
     if changed:
         raise RunMismatch(f"{run}: was trained on features made with other backbones or preprocessing (differs in "
-                          f"{', '.join(changed[:6])}); pass the --video-weights and --audio-weights the cache "
-                          f"{record['cache']} was extracted with")
-    backend = create_backend("auto", video_net, audio_net, resolve_device(device))
+                          f"{', '.join(changed[:6])}); pass the --video-weights and --audio-weights the cache was "
+                          "extracted with")
+    return video_net, audio_net
+
+
+def predict_files(paths: list[Path], run: Path, video_weights: str | None = None, audio_weights: str | None = None,
+                  device: str = "auto") -> list[Prediction]:
+    """Ranked emotions for each file; a file that cannot be read gets its error, the others go on.
+
+    The weights default to the files the run's spec names; ``video_weights``/``audio_weights`` replace them
+    (a moved file), and are verified as they would be.
+    """
+    record, spec = run_spec(run)
     folds = load_fold_models(run)
+    video_net, audio_net = backbones_for(run, spec, video_weights, audio_weights)
+    backend = create_backend("auto", video_net, audio_net, resolve_device(device))
     classes = torch.tensor(record["classes"])
-    dtype = getattr(torch, record["cache_dtype"])
+    dtype = getattr(torch, spec.dtype)
     results = []
     for path in paths:
         try:
-            frames, segments, _, _, _ = prepare_file(path, video_cfg, audio_cfg)
+            frames, segments, _, _, _ = prepare_file(path, spec.video, spec.audio)
         except ClipError as err:
             results.append(Prediction(path, error=f"{err.reason}; {err.hint}" if err.hint else err.reason))
             continue
         video = backend.video(frames).to(dtype).unsqueeze(0)  # as cached: the model was trained on these
         audio = backend.audio(segments).to(dtype).unsqueeze(0)
         if not (torch.isfinite(video).all() and torch.isfinite(audio).all()):
-            results.append(Prediction(path, error=f"features are not finite in {record['cache_dtype']}"))
+            results.append(Prediction(path, error=f"features are not finite in {spec.dtype}"))
             continue
         probs = torch.zeros(len(classes))
-        with torch.no_grad():
+        with torch.inference_mode():
             for fold in folds:
                 embedding, logits = fold.model(video, audio)
                 scores = logits[0, classes] if fold.use_classifier else \

@@ -20,6 +20,7 @@ from typing import Callable
 import av
 import numpy as np
 
+from avemo.choices import Codec, Faces
 from avemo.emotions import EMOTIONS
 
 
@@ -105,10 +106,8 @@ class SynthConfig:
     faces: str = "drawn"  # or "real": a photographed face (scikit-image's astronaut), placed and scaled per actor
 
     def __post_init__(self) -> None:
-        if self.faces not in ("drawn", "real"):
-            raise ValueError(f"--faces {self.faces!r}: choose drawn or real")
-        if self.codec not in ENCODERS:
-            raise ValueError(f"--codec {self.codec!r}: choose {' or '.join(ENCODERS)}")
+        Faces.check(self.faces, "--faces")
+        Codec.check(self.codec, "--codec")
         if self.width % 2 or self.height % 2:
             raise ValueError(f"--width {self.width} / --height {self.height}: H.264 (yuv420p) needs even sizes")
 

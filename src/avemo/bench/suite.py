@@ -212,7 +212,6 @@ def _backends(video_net, audio_net, device: torch.device, quick: bool) -> list[t
 def _exported_backends(video_net, audio_net, backbones: BackboneConfig, device: torch.device,
                        work: Path) -> list[tuple[str, Callable[[], Any]]]:
     """ONNX Runtime (and TensorRT on CUDA) rows: the graphs are exported first, which takes a while."""
-    from avemo.engines.backbones import describe
     from avemo.engines.runtime import onnxruntime_installed
     from avemo.engines.tensorrt import tensorrt_installed
 
@@ -221,19 +220,21 @@ def _exported_backends(video_net, audio_net, backbones: BackboneConfig, device: 
     from avemo.engines.onnxruntime import OnnxRuntimeBackend
     from avemo.export.onnx import ExportConfig, export_backbones
 
-    _, video_info = build_video(backbones)
-    _, audio_info = build_audio(backbones)
-    description = describe(backbones, video_net, video_info, audio_info)
+    from avemo.spec import FeatureSpec
+
+    _, video_backbone = build_video(backbones)
+    _, audio_backbone = build_audio(backbones)
+    spec = FeatureSpec.of(video_backbone, audio_backbone, VideoConfig(), AudioConfig(), "float16")
     engines = work / "engines"
     rows = []
     for precision in ("fp32", "fp16"):
         export_backbones(ExportConfig(engines=engines, backbones=backbones, precision=precision))
         rows.append((f"onnxruntime {precision} graph",
-                     lambda p=precision: OnnxRuntimeBackend(engines, description, p, device)))
+                     lambda p=precision: OnnxRuntimeBackend(engines, spec, p, device)))
         if device.type == "cuda" and tensorrt_installed():
             from avemo.engines.tensorrt import TensorRTBackend
 
-            rows.append((f"tensorrt {precision}", lambda p=precision: TensorRTBackend(engines, description, p, device)))
+            rows.append((f"tensorrt {precision}", lambda p=precision: TensorRTBackend(engines, spec, p, device)))
     return rows
 
 

@@ -2,7 +2,7 @@
 
 Layout::
 
-    CACHE/manifest.json            format, fingerprint and what it was computed from, shapes, dtype
+    CACHE/manifest.json            format, the feature spec and its fingerprint, shapes
     CACHE/clips/<clip_id>.safetensors   tensors ``video`` (S, C, L) and ``audio`` (S, 512);
                                         metadata: the clip record, frame count, duration, fingerprint
     CACHE/index.json               every finished entry's metadata, rebuilt from the entries
@@ -14,7 +14,6 @@ Nothing is unpickled: safetensors and JSON only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,49 +23,16 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from avemo.errors import AvemoError
 from avemo.files import atomic_write, pid_alive
+from avemo.spec import FeatureSpec, SpecError
 
 FORMAT = "avemo-cache/1"
 SUFFIX = ".safetensors"
 
 
-class CacheError(Exception):
+class CacheError(AvemoError):
     """A cache that cannot be used as asked; the message names the folder and what to do."""
-
-
-def fingerprint_of(inputs: dict[str, Any]) -> str:
-    """Short stable hash of everything that determines the features."""
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        out.update(_flatten(value, name + ".") if isinstance(value, dict) else {name: value})
-    return out
-
-
-def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted names of the settings that differ between two fingerprint inputs (as stored in JSON).
-
-    A group of settings present on one side only (e.g. the face detector's, with ``--crop face``) is named
-    once, not setting by setting, so the names that matter are not crowded out of a one-line message.
-    """
-    a, b = _flatten(json.loads(json.dumps(old))), _flatten(json.loads(json.dumps(new)))
-    names = set()
-    for key in a.keys() | b.keys():
-        if a.get(key) == b.get(key):
-            continue
-        parts = key.split(".")
-        # Shorten to the first level missing on one side.
-        for depth in range(1, len(parts)):
-            prefix = ".".join(parts[:depth]) + "."
-            if not any(k.startswith(prefix) for k in a) or not any(k.startswith(prefix) for k in b):
-                key = prefix[:-1]
-                break
-        names.add(key)
-    return sorted(names)
 
 
 class FeatureCache:
@@ -81,6 +47,12 @@ class FeatureCache:
     def fingerprint(self) -> str:
         return self.manifest["fingerprint"]
 
+    @property
+    def spec(self) -> FeatureSpec:
+        """What the features were computed from (read from the manifest's spec, or the ``inputs`` of caches
+        written before specs existed)."""
+        return _manifest_spec(self.root / "manifest.json", self.manifest)
+
     @classmethod
     def open(cls, root: Path) -> FeatureCache:
         """Open an existing cache for reading."""
@@ -89,28 +61,37 @@ class FeatureCache:
             raise CacheError(f"{root}: not an avemo feature cache (no manifest.json); create one with avemo extract")
         try:
             manifest = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise CacheError(f"{path}: unreadable manifest ({err}); delete the cache folder and extract again") from None
-        if manifest.get("format") != FORMAT:
-            raise CacheError(f"{path}: cache format {manifest.get('format')!r}, this avemo reads {FORMAT}; "
-                             "extract into a new folder")
-        return cls(root, manifest)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CacheError(f"{path}: unreadable manifest ({type(err).__name__}); delete the cache folder and "
+                             "extract again") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise CacheError(f"{path}: cache format {found!r}, this avemo reads {FORMAT}; extract into a new folder")
+        cache = cls(root, manifest)
+        if cache.spec.fingerprint != cache.fingerprint:
+            raise CacheError(f"{path}: the manifest's fingerprint does not match its spec (edited by hand?); "
+                             "delete the cache folder and extract again")
+        return cache
 
     @classmethod
-    def create_or_open(cls, root: Path, inputs: dict[str, Any], video_shape: tuple[int, ...],
-                       audio_shape: tuple[int, ...], dtype: str) -> FeatureCache:
-        """Open ``root`` for writing features made from ``inputs``; refuse a cache made from others."""
-        fingerprint = fingerprint_of({"inputs": inputs, "dtype": dtype})
+    def create_or_open(cls, root: Path, spec: FeatureSpec, video_shape: tuple[int, ...],
+                       audio_shape: tuple[int, ...]) -> FeatureCache:
+        """Open ``root`` for writing features made as ``spec`` says; refuse a cache made otherwise."""
         if (root / "manifest.json").exists():
             cache = cls.open(root)
-            if cache.fingerprint != fingerprint:
-                changed = differing_keys(cache.manifest.get("inputs", {}), inputs)
-                if cache.manifest.get("dtype") != dtype:
-                    changed.append("dtype")
+            stored = cache.spec
+            if stored.fingerprint != spec.fingerprint:
+                changed = stored.differences(spec)
                 raise CacheError(
                     f"{root}: cache was made with other settings (fingerprint {cache.fingerprint}, this run "
-                    f"{fingerprint}; differs in {', '.join(changed[:6]) or 'its inputs'}); extract into a new "
+                    f"{spec.fingerprint}; differs in {', '.join(changed[:6]) or 'its inputs'}); extract into a new "
                     "--cache folder, or delete this one to rebuild it")
+            if stored.to_json() != spec.to_json():
+                # Same features (same weights, maybe read from another place now): record where they are now,
+                # so that predict finds them.
+                cache.manifest = {**cache.manifest, "spec": spec.to_json()}
+                cache.manifest.pop("inputs", None)
+                atomic_write(root / "manifest.json", json.dumps(cache.manifest, indent=2).encode())
             cache.clips_dir.mkdir(exist_ok=True)
             cache._remove_stale_temporaries()
             return cache
@@ -120,11 +101,11 @@ class FeatureCache:
         root.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
-            "fingerprint": fingerprint,
-            "inputs": inputs,
+            "fingerprint": spec.fingerprint,
+            "spec": spec.to_json(),
             "video_shape": list(video_shape),
             "audio_shape": list(audio_shape),
-            "dtype": dtype,
+            "dtype": spec.dtype,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write(root / "manifest.json", json.dumps(manifest, indent=2).encode())
@@ -211,3 +192,12 @@ class FeatureCache:
         only repeat what the scan already knows.
         """
         return self.scan()[0]
+
+
+def _manifest_spec(path: Path, manifest: dict[str, Any]) -> FeatureSpec:
+    try:
+        if "spec" in manifest:
+            return FeatureSpec.from_json(manifest["spec"])
+        return FeatureSpec.from_fingerprint_inputs(manifest["inputs"], manifest["dtype"])
+    except (SpecError, KeyError) as err:
+        raise CacheError(f"{path}: {err}; delete the cache folder and extract again") from None

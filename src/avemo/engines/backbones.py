@@ -7,7 +7,7 @@ segments.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,8 +16,8 @@ from torch import nn
 
 from avemo.engines.resnet3d import ResNet3d, resnet3d
 from avemo.engines.weights import (HARA_2017, HARA_2017_CLASSES, HARA_2020, IMAGENET, NORMALIZATIONS, RANDOM,
-                                   RANDOM_SEED, Normalization, WeightsError, WeightsInfo, load_strict,
-                                   read_state_dict, sha256_file, warn_random)
+                                   RANDOM_SEED, Normalization, WeightsError, WeightsSpec, load_strict,
+                                   random_weights, read_state_dict, sha256_file, warn_random)
 
 VIDEO_HINT = ("pass Hara et al.'s Kinetics checkpoint, e.g. --video-weights resnet-101-kinetics.pth "
               "(2017) or r3d101_K_200ep.pth (2020)")
@@ -61,6 +61,9 @@ class AudioFeatures(nn.Module):
         return self.trunk(x).mean(dim=(2, 3))
 
 
+AUDIO_INPUT = "per-clip z-scored log spectrogram, 1 channel repeated to 3"
+
+
 @dataclass(frozen=True)
 class BackboneConfig:
     """What the CLI's ``--video-weights``, ``--video-arch``, ``--audio-weights`` say."""
@@ -69,6 +72,24 @@ class BackboneConfig:
     video_arch: str = "r3d101"
     video_normalization: str = "auto"  # auto | hara2017 | hara2020
     audio_weights: str = RANDOM
+
+
+@dataclass(frozen=True)
+class VideoBackbone:
+    """What about the video backbone determines its features."""
+
+    arch: str
+    weights: WeightsSpec
+    normalization: Normalization
+
+
+@dataclass(frozen=True)
+class AudioBackbone:
+    """What about the audio backbone determines its features."""
+
+    weights: WeightsSpec
+    arch: str = "resnet18"
+    input: str = AUDIO_INPUT
 
 
 def _seeded(build):
@@ -97,7 +118,7 @@ def calibrate_batchnorm(net: nn.Module, example_shape: tuple[int, ...]) -> nn.Mo
     return net.eval()
 
 
-def build_video(config: BackboneConfig) -> tuple[VideoFeatures, WeightsInfo]:
+def build_video(config: BackboneConfig) -> tuple[VideoFeatures, VideoBackbone]:
     """The video extractor with its weights loaded strictly (or seeded random weights, loudly).
 
     The normalisation follows the release: 2017 files (400 classes, or saved without BatchNorm counters as
@@ -109,7 +130,7 @@ def build_video(config: BackboneConfig) -> tuple[VideoFeatures, WeightsInfo]:
     if config.video_weights == RANDOM:
         warn_random("VIDEO")
         net = calibrate_batchnorm(_seeded(lambda: resnet3d(config.video_arch)), (2, 3, 16, 64, 64))
-        info = WeightsInfo(RANDOM, f"random-seed-{RANDOM_SEED}", RANDOM, 400)
+        weights = random_weights(400)
         normalization = HARA_2020
     else:
         path = Path(config.video_weights)
@@ -124,10 +145,11 @@ def build_video(config: BackboneConfig) -> tuple[VideoFeatures, WeightsInfo]:
         load_strict(net, state, path, f"Hara {config.video_arch}")
         release = HARA_2017 if from_2017 else HARA_2020
         normalization = release
-        info = WeightsInfo(str(path), sha256_file(path), release.name, classes)
+        weights = WeightsSpec(sha256_file(path), release.name, str(path.resolve()), classes)
     if config.video_normalization != "auto":
         normalization = NORMALIZATIONS[config.video_normalization]
-    return VideoFeatures(net, normalization).eval().requires_grad_(False), info
+    spec = VideoBackbone(config.video_arch, weights, normalization)
+    return VideoFeatures(net, normalization).eval().requires_grad_(False), spec
 
 
 def _imagenet_file() -> Path:
@@ -146,28 +168,17 @@ def _imagenet_file() -> Path:
     return path
 
 
-def build_audio(config: BackboneConfig) -> tuple[AudioFeatures, WeightsInfo]:
+def build_audio(config: BackboneConfig) -> tuple[AudioFeatures, AudioBackbone]:
     """The audio extractor (torchvision ResNet-18) with ImageNet, file or seeded random weights."""
     net = _seeded(lambda: torchvision.models.resnet18(weights=None))
     if config.audio_weights == RANDOM:
         warn_random("AUDIO")
         calibrate_batchnorm(net, (2, 3, 256, 96))
-        info = WeightsInfo(RANDOM, f"random-seed-{RANDOM_SEED}", RANDOM, 1000)
+        weights = random_weights(1000)
     else:
         path = _imagenet_file() if config.audio_weights == IMAGENET else Path(config.audio_weights)
         state = read_state_dict(path, AUDIO_HINT)
         load_strict(net, state, path, "torchvision ResNet-18")
         release = "torchvision-imagenet" if config.audio_weights == IMAGENET else "state-dict"
-        info = WeightsInfo(str(path), sha256_file(path), release, net.fc.out_features)
-    return AudioFeatures(net).eval().requires_grad_(False), info
-
-
-def describe(config: BackboneConfig, video: VideoFeatures, video_info: WeightsInfo,
-             audio_info: WeightsInfo) -> dict:
-    """Everything about the backbones that determines the features (goes into the cache fingerprint)."""
-    return {  # the file hash, not how the file was named on the command line
-        "video": {"arch": config.video_arch, "weights_sha256": video_info.sha256,
-                  "normalization": asdict(video.normalization)},
-        "audio": {"arch": "resnet18", "weights_sha256": audio_info.sha256,
-                  "input": "per-clip z-scored log spectrogram, 1 channel repeated to 3"},
-    }
+        weights = WeightsSpec(sha256_file(path), release, str(path.resolve()), net.fc.out_features)
+    return AudioFeatures(net).eval().requires_grad_(False), AudioBackbone(weights)

@@ -9,13 +9,16 @@ read back from the session, since onnxruntime-gpu silently falls back to the CPU
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from avemo.engines.graphs import EngineError, load_graph
 from avemo.engines.tensorrt import tensorrt_installed
+
+if TYPE_CHECKING:
+    from avemo.spec import FeatureSpec
 
 _NUMPY = {"torch.uint8": np.uint8, "torch.float16": np.float16, "torch.float32": np.float32}
 _TORCH = {"torch.uint8": torch.uint8, "torch.float16": torch.float16, "torch.float32": torch.float32}
@@ -24,10 +27,10 @@ _TORCH = {"torch.uint8": torch.uint8, "torch.float16": torch.float16, "torch.flo
 class _Graph:
     """One verified graph and its session."""
 
-    def __init__(self, engines: Path, kind: str, backbone: dict[str, Any], precision: str, device: torch.device) -> None:
+    def __init__(self, engines: Path, kind: str, spec: FeatureSpec, precision: str, device: torch.device) -> None:
         import onnxruntime as ort
 
-        graph = load_graph(engines, kind, backbone, precision)
+        graph = load_graph(engines, kind, spec, precision)
         path, manifest = graph.path, graph.manifest
         redo = f"run avemo export --engines {engines} --precision {precision} with the same weights"
         providers: list = ["CPUExecutionProvider"]
@@ -79,10 +82,10 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, engines: Path, description: dict[str, Any], precision: str, device: torch.device) -> None:
+    def __init__(self, engines: Path, spec: FeatureSpec, precision: str, device: torch.device) -> None:
         self.device = device
-        self._video = _Graph(engines, "video", description["video"], precision, device)
-        self._audio = _Graph(engines, "audio", description["audio"], precision, device)
+        self._video = _Graph(engines, "video", spec, precision, device)
+        self._audio = _Graph(engines, "audio", spec, precision, device)
         self.name = f"onnxruntime-{precision} ({self._video.provider})"
 
     def video(self, snippets: torch.Tensor) -> torch.Tensor:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from avemo.choices import BackendName, Precision
 from avemo.engines.backbones import AudioFeatures, VideoFeatures
+from avemo.errors import SetupError
+
+if TYPE_CHECKING:
+    from avemo.spec import FeatureSpec
 
 
 class Backend(Protocol):
@@ -30,13 +35,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device; use --device cpu")
+        raise SetupError("--device cuda asked for, but PyTorch sees no CUDA device; use --device cpu")
     if name != "cpu" and not name.startswith("cuda"):
-        raise RuntimeError(f"unknown device {name!r}; choose auto, cpu or cuda")
+        raise SetupError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
 
-
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
 def onnxruntime_installed() -> bool:
@@ -71,31 +74,57 @@ def choose_backend(device: torch.device, engines: Path | None) -> str:
     return "torch"
 
 
-def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
-                   engines: Path | None = None, precision: str = "fp32", description: dict | None = None,
-                   compile: bool = False, cuda_graphs: bool = False, opt_batch: int = 12) -> Backend:
-    """The runtime called ``name`` (``auto``: see :func:`choose_backend`)."""
-    if name not in BACKENDS:
-        raise RuntimeError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    if name == "auto":
+def check_runtime(name: str, device: torch.device, engines: Path | None, precision: str, compile: bool = False,
+                  cuda_graphs: bool = False) -> None:
+    """Refuse, in one line, a runtime set-up that cannot work, before any model is built or file written."""
+    names, precisions = [b.value for b in BackendName], [p.value for p in Precision]
+    if name not in names:
+        raise SetupError(f"unknown backend {name!r}; choose from {', '.join(names)}")
+    if precision not in precisions:
+        raise SetupError(f"--precision {precision!r}: choose {', '.join(precisions)}")
+    if name == BackendName.auto:
         name = choose_backend(device, engines)
-    if name in ("onnxruntime", "tensorrt"):
-        if engines is None or description is None:
-            raise RuntimeError(f"--backend {name} needs --engines DIR (made by avemo export)")
-        if precision not in ("fp32", "fp16"):
-            raise RuntimeError(f"--precision {precision}: exported graphs are fp32 or fp16")
-    if name == "onnxruntime":
-        if not onnxruntime_installed():
-            raise RuntimeError("--backend onnxruntime: onnxruntime is not installed; pip install 'avemo[onnx]'")
-        from avemo.engines.onnxruntime import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(engines, description, precision, device)
-    if name == "tensorrt":
-        from avemo.engines.tensorrt import TensorRTBackend, tensorrt_installed
+    if name in (BackendName.onnxruntime, BackendName.tensorrt):
+        if engines is None:
+            raise SetupError(f"--backend {name} needs --engines DIR (made by avemo export)")
+        if precision not in (Precision.fp32, Precision.fp16):
+            raise SetupError(f"--precision {precision}: exported graphs are fp32 or fp16")
+        if compile or cuda_graphs:
+            raise SetupError(f"--compile and --cuda-graphs are options of the torch backend, not {name}")
+    if name == BackendName.onnxruntime and not onnxruntime_installed():
+        raise SetupError("--backend onnxruntime: onnxruntime is not installed; pip install 'avemo[onnx]'")
+    if name == BackendName.tensorrt:
+        from avemo.engines.tensorrt import tensorrt_installed
 
         if not tensorrt_installed():
-            raise RuntimeError("--backend tensorrt: TensorRT is not installed; pip install 'avemo[gpu]' on a CUDA machine")
-        return TensorRTBackend(engines, description, precision, device, opt_batch=opt_batch)
+            raise SetupError("--backend tensorrt: TensorRT is not installed; pip install 'avemo[gpu]' on a CUDA machine")
+        if device.type != "cuda":
+            raise SetupError("--backend tensorrt runs on a CUDA device; use --device cuda (or auto on a GPU)")
+    if name == BackendName.torch:
+        if precision == Precision.fp16 and device.type != "cuda":
+            raise SetupError("--precision fp16 with the torch backend needs CUDA; on a CPU use bf16 or fp32")
+        if cuda_graphs and device.type != "cuda":
+            raise SetupError("--cuda-graphs needs a CUDA device")
+
+
+def create_backend(name: str, video: VideoFeatures, audio: AudioFeatures, device: torch.device,
+                   engines: Path | None = None, precision: str = "fp32", spec: FeatureSpec | None = None,
+                   compile: bool = False, cuda_graphs: bool = False, opt_batch: int = 12) -> Backend:
+    """The runtime called ``name`` (``auto``: see :func:`choose_backend`); graphs and engines are checked
+    against ``spec``, the features they must compute."""
+    check_runtime(name, device, engines, precision, compile, cuda_graphs)
+    if name == BackendName.auto:
+        name = choose_backend(device, engines)
+    if name in (BackendName.onnxruntime, BackendName.tensorrt) and spec is None:
+        raise SetupError(f"--backend {name}: the exported graphs are checked against a feature spec; none given")
+    if name == BackendName.onnxruntime:
+        from avemo.engines.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(engines, spec, precision, device)
+    if name == BackendName.tensorrt:
+        from avemo.engines.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(engines, spec, precision, device, opt_batch=opt_batch)
     from avemo.engines.torch import TorchBackend
 
     return TorchBackend(video, audio, device, precision=precision, compile=compile, cuda_graphs=cuda_graphs)

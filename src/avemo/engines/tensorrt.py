@@ -22,12 +22,15 @@ import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from avemo.files import atomic_write
 from avemo.engines.graphs import EngineError, Graph, load_graph
+
+if TYPE_CHECKING:
+    from avemo.spec import FeatureSpec
 
 ENGINE_FORMAT = "avemo-tensorrt/1"
 WORKSPACE_BYTES = 4 << 30
@@ -73,7 +76,7 @@ def timing_cache_path(engines: Path, identity: EngineIdentity) -> Path:
 
 
 def load_or_build(path: Path, identity: EngineIdentity, build: Callable[[], bytes],
-                  deserialize: Callable[[bytes], Any]) -> Any:
+                  deserialize: Callable[[bytes], Any], spec: dict[str, Any] | None = None) -> Any:
     """The engine at ``path`` when it matches ``identity`` and deserialises; otherwise build, save and load it.
 
     Every reason for a rebuild (no plan, a sidecar for another identity, a plan whose bytes changed, a plan
@@ -97,8 +100,9 @@ def load_or_build(path: Path, identity: EngineIdentity, build: Callable[[], byte
         raise EngineError(f"{path}: TensorRT built an engine it cannot load; check the TensorRT installation")
     # The plan goes first: a sidecar never vouches for a plan that is not there.
     atomic_write(path, plan)
-    atomic_write(sidecar, json.dumps({"identity": asdict(identity), "plan_sha256": hashlib.sha256(plan).hexdigest()},
-                                     indent=1).encode())
+    # The feature spec of the graph it was built from, for people (the graph's hash in the identity binds it).
+    atomic_write(sidecar, json.dumps({"identity": asdict(identity), "plan_sha256": hashlib.sha256(plan).hexdigest(),
+                                      "spec": spec}, indent=1).encode())
     return engine
 
 
@@ -210,12 +214,12 @@ def _torch_dtype(trt: Any, dtype: Any) -> torch.dtype:
     return table[dtype]
 
 
-def load_engine(engines: Path, kind: str, backbone: dict[str, Any], precision: str, profile: Profile,
+def load_engine(engines: Path, kind: str, spec: FeatureSpec, precision: str, profile: Profile,
                 device: torch.device) -> tuple[_Engine, Path]:
-    """The engine of the ``kind`` graph for ``backbone``, from the engine cache or freshly built."""
+    """The engine of the ``kind`` graph for ``spec``, from the engine cache or freshly built."""
     import tensorrt as trt
 
-    graph = load_graph(engines, kind, backbone, precision)
+    graph = load_graph(engines, kind, spec, precision)
     profile = Profile(min(profile.min, graph.max_batch), min(profile.opt, graph.max_batch),
                       min(profile.max, graph.max_batch))
     identity = _identity(trt, graph, profile, device)
@@ -224,22 +228,22 @@ def load_engine(engines: Path, kind: str, backbone: dict[str, Any], precision: s
     with torch.cuda.device(device):
         engine = load_or_build(path, identity,
                                build=lambda: build_plan(trt, graph, profile, timing_cache_path(engines, identity)),
-                               deserialize=runtime.deserialize_cuda_engine)
+                               deserialize=runtime.deserialize_cuda_engine, spec=graph.manifest["spec"])
         return _Engine(trt, runtime, engine, device), path
 
 
 class TensorRTBackend:
     """Both backbones as TensorRT engines on one CUDA device; features come back float32 on the CPU."""
 
-    def __init__(self, engines: Path, description: dict[str, Any], precision: str, device: torch.device,
+    def __init__(self, engines: Path, spec: FeatureSpec, precision: str, device: torch.device,
                  opt_batch: int = 12) -> None:
         if device.type != "cuda":
             raise RuntimeError("--backend tensorrt runs on a CUDA device; use --device cuda (or auto on a GPU)")
         self.device = device
         max_batch = 1 << 20  # bounded by each graph's exported maximum in load_engine
         profile = Profile(1, opt_batch, max_batch)
-        self._video, self.video_engine = load_engine(engines, "video", description["video"], precision, profile, device)
-        self._audio, self.audio_engine = load_engine(engines, "audio", description["audio"], precision, profile, device)
+        self._video, self.video_engine = load_engine(engines, "video", spec, precision, profile, device)
+        self._audio, self.audio_engine = load_engine(engines, "audio", spec, precision, profile, device)
         self.name = f"tensorrt-{precision}"
 
     def video(self, snippets: torch.Tensor) -> torch.Tensor:
@@ -257,8 +261,11 @@ def build_engines(graphs: list[Path], device: torch.device, opt_batch: int = 12)
     """
     plans = []
     for path in graphs:
+        from avemo.spec import FeatureSpec
+
         manifest = json.loads(path.with_suffix(".json").read_text())
         profile = Profile(1, opt_batch, int(manifest["max_batch"]))
-        _, plan = load_engine(path.parent, manifest["kind"], manifest["backbone"], manifest["precision"], profile, device)
+        spec = FeatureSpec.from_json(manifest["spec"])
+        _, plan = load_engine(path.parent, manifest["kind"], spec, manifest["precision"], profile, device)
         plans.append(plan)
     return plans

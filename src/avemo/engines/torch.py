@@ -7,6 +7,7 @@ import copy
 import torch
 
 from avemo.engines.backbones import AudioFeatures, VideoFeatures
+from avemo.errors import SetupError
 
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -58,11 +59,11 @@ class TorchBackend:
     def __init__(self, video: VideoFeatures, audio: AudioFeatures, device: torch.device, max_batch: int = 64,
                  precision: str = "fp32", compile: bool = False, cuda_graphs: bool = False) -> None:
         if precision not in TORCH_DTYPES:
-            raise RuntimeError(f"--precision {precision!r}: choose {', '.join(TORCH_DTYPES)}")
+            raise SetupError(f"--precision {precision!r}: choose {', '.join(TORCH_DTYPES)}")
         if precision == "fp16" and device.type != "cuda":
-            raise RuntimeError("--precision fp16 with the torch backend needs CUDA; on a CPU use bf16 or fp32")
+            raise SetupError("--precision fp16 with the torch backend needs CUDA; on a CPU use bf16 or fp32")
         if cuda_graphs and device.type != "cuda":
-            raise RuntimeError("--cuda-graphs needs a CUDA device")
+            raise SetupError("--cuda-graphs needs a CUDA device")
         self.device = device
         self.max_batch = max_batch
         self.dtype = TORCH_DTYPES[precision]

@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from avemo.errors import AvemoError
 
-class WeightsError(Exception):
+
+class WeightsError(AvemoError):
     """Weights that cannot be used; the message names the file and what to do."""
 
 
@@ -45,13 +47,32 @@ RANDOM_SEED = 0  # random weights are seeded so that a resumed extraction stays 
 
 
 @dataclass(frozen=True)
-class WeightsInfo:
-    """Where weights came from; the cache fingerprint takes ``sha256`` (the rest is for people)."""
+class WeightsSpec:
+    """Which weights a backbone runs, identified by the file's SHA-256 (``random-seed-0``: seeded random).
 
-    source: str  # a file path, or "random"
-    sha256: str  # of the file; "random-seed-0" for random weights
-    release: str  # hara2017 | hara2020 | torchvision-imagenet | random | state-dict
-    num_classes: int
+    ``path`` is where the file was read from (absolute), so that ``predict`` can find it again; it is not part
+    of the identity (the same file elsewhere gives the same features), and neither are ``release`` (how the
+    file was recognised) and ``classes`` (its classifier's width), which are for people.
+    """
+
+    sha256: str
+    release: str  # hara2017 | hara2020 | torchvision-imagenet | state-dict | random
+    path: str | None = None
+    classes: int | None = None
+
+    @property
+    def random(self) -> bool:
+        return self.release == RANDOM
+
+    def describe(self) -> str:
+        """``RANDOM``, or the file's name and short hash."""
+        if self.random:
+            return "RANDOM"
+        return f"{Path(self.path).name if self.path else 'file not recorded'} (sha256 {self.sha256[:12]})"
+
+
+def random_weights(classes: int) -> WeightsSpec:
+    return WeightsSpec(f"random-seed-{RANDOM_SEED}", RANDOM, None, classes)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -4,8 +4,8 @@ Each graph takes what the torch backend takes (video: uint8 snippets, normalised
 spectrogram segments) and returns the same features, with a dynamic batch axis. An fp16 export converts the
 weights to half precision in the graph itself, because TensorRT 10.12+ is strongly typed: precision comes
 from the graph, not from a builder flag. Beside each ``NAME.onnx`` a ``NAME.json`` manifest records inputs,
-outputs, normalisation, the backbone description (weights hashes) and library versions; backends refuse a
-graph whose manifest does not match the weights in use.
+outputs, the feature spec the graph computes (weights hashes, normalisation, input size) and library
+versions; backends refuse a graph whose spec differs from theirs in what the graph depends on.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from avemo.files import atomic_write
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
+from avemo.engines.backbones import BackboneConfig, build_audio, build_video
 from avemo.engines.graphs import graph_name
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
+from avemo.spec import FeatureSpec
 
 PRECISIONS = ("fp32", "fp16")
 OPSET = 18
@@ -59,9 +60,9 @@ def export_backbones(config: ExportConfig) -> list[Path]:
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision {config.precision!r}: choose {' or '.join(PRECISIONS)}")
-    video_net, video_info = build_video(config.backbones)
-    audio_net, audio_info = build_audio(config.backbones)
-    description = describe(config.backbones, video_net, video_info, audio_info)
+    video_net, video_backbone = build_video(config.backbones)
+    audio_net, audio_backbone = build_audio(config.backbones)
+    spec = FeatureSpec.of(video_backbone, audio_backbone, config.video, config.audio, "float16")
     half = config.precision == "fp16"
     v, a = config.video, config.audio
     jobs = [
@@ -75,7 +76,7 @@ def export_backbones(config: ExportConfig) -> list[Path]:
         module = copy.deepcopy(net).eval()
         if half:
             module = module.half()
-        name = graph_name(kind, description[kind], config.precision)
+        name = graph_name(kind, spec, config.precision)
         path = config.engines / f"{name}.onnx"
         data = _export_one(module, example, input_name, path, config.max_batch)
         with torch.inference_mode():
@@ -86,7 +87,7 @@ def export_backbones(config: ExportConfig) -> list[Path]:
             "input": {"name": input_name, "shape": ["batch", *example.shape[1:]], "dtype": str(example.dtype)},
             "output": {"name": "features", "shape": ["batch", *output_shape],
                        "dtype": "torch.float16" if half else "torch.float32"},
-            "backbone": description[kind],
+            "spec": spec.to_json(),
             "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
         }
         atomic_write(path, data)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from avemo.cache import CacheError, FeatureCache
 from avemo.emotions import EMOTIONS
+from avemo.spec import FeatureSpec
 
 
 @dataclass
@@ -21,7 +21,7 @@ class FeatureSet:
     actors: np.ndarray  # (N,) int
     clip_ids: list[str]
     dataset: str
-    manifest: dict[str, Any]  # of the cache: fingerprint and what it was computed from
+    spec: FeatureSpec  # what the features were computed from
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -46,5 +46,5 @@ class FeatureSet:
             video=torch.stack(videos), audio=torch.stack(audios),
             labels=torch.tensor([EMOTIONS.index(e["emotion"]) for e in entries]),
             actors=np.array([e["actor"] for e in entries]), clip_ids=[e["clip_id"] for e in entries],
-            dataset=datasets.pop(), manifest=cache.manifest,
+            dataset=datasets.pop(), spec=cache.spec,
         )

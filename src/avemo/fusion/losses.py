@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avemo.choices import Loss
 from avemo.emotions import EMOTIONS, semantic_distance
 
 
@@ -95,13 +96,8 @@ class EmotionMetricLoss(nn.Module):
                 "active_triplets": active}
 
 
-LOSSES = ("emotion-metric", "triplet")
-
-
 def build_loss(name: str, margin: float, weight: float, margin_scale: float) -> nn.Module:
     """The loss called ``name``: ``emotion-metric`` (default) or the seed's ``triplet``."""
-    if name == "emotion-metric":
+    if Loss.check(name, "loss") == Loss.emotion_metric:
         return EmotionMetricLoss(weight=weight, margin_base=margin, margin_scale=margin_scale)
-    if name == "triplet":
-        return TripletMarginLoss(margin=margin)
-    raise ValueError(f"unknown loss {name!r}; choose {' or '.join(LOSSES)}")
+    return TripletMarginLoss(margin=margin)

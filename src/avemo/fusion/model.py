@@ -15,38 +15,13 @@ transformer blocks (LayerNorm, attention, residual, MLP, residual, dropout).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Modality = Literal["both", "video", "audio"]
-
-
-@dataclass(frozen=True)
-class FusionConfig:
-    """Model shape and ablation switches."""
-
-    dim: int = 256  # width after the input projections
-    heads: int = 4
-    embed_dim: int = 128
-    dropout: float = 0.1
-    modality: Modality = "both"  # ablations: "video" or "audio" alone
-    cross_attention: bool = True  # ablation: fuse by concatenation only
-    num_classes: int = 8
-    video_channels: int = 2048
-    video_positions: int = 16
-    audio_channels: int = 512
-    snippets: int = 6
-
-    def __post_init__(self) -> None:
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
-        if self.modality not in ("both", "video", "audio"):
-            raise ValueError(f"modality {self.modality!r}: choose both, video or audio")
-
+from avemo.fusion.config import FusionConfig
 
 class MultiHeadAttention(nn.Module):
     """Queries from ``x`` attend to ``context`` (itself for self-attention) with SDPA."""

@@ -12,18 +12,17 @@ import torch
 
 from avemo.distributed import World, join, leave
 from avemo.fusion.data import FeatureSet
-from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, RANDOM_CLIPS, Fold, actor_folds, folds_from_groups,
+from avemo.choices import Protocol
+from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, Fold, actor_folds, folds_from_groups,
                                  random_clip_split, write_splits)
 from avemo.fusion.train import FoldResult, TrainConfig, train_fold
 
 
 def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
     """The folds the configuration asks for, restricted to ``config.folds`` when given."""
-    if config.protocol == RANDOM_CLIPS:
+    if config.protocol == Protocol.random_clips:  # TrainConfig has checked the name
         warnings.warn(LEAKAGE_WARNING, UserWarning, stacklevel=2)
         folds = [random_clip_split(len(data), config.seed)]
-    elif config.protocol != "actors":
-        raise ValueError(f"unknown protocol {config.protocol!r}; choose actors or {RANDOM_CLIPS}")
     elif config.actor_folds:
         folds = folds_from_groups(data.actors, [(f["test"], f["val"]) for f in config.actor_folds])
     else:
@@ -43,8 +42,7 @@ def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
 def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Path) -> None:
     run.mkdir(parents=True, exist_ok=True)
     record = {"train": config.to_dict(), "cache": str(cache), "dataset": data.dataset,
-              "cache_fingerprint": data.manifest["fingerprint"], "cache_inputs": data.manifest["inputs"],
-              "cache_dtype": data.manifest["dtype"], "classes": data.classes}
+              "cache_fingerprint": data.spec.fingerprint, "feature_spec": data.spec.to_json(), "classes": data.classes}
     path = run / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -55,23 +53,26 @@ def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Pa
 
 def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
               on_fold: Callable[[Fold], None] | None = None,
-              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[FoldResult]:
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+              on_start: Callable[[TrainConfig, list[Fold]], None] | None = None) -> list[FoldResult]:
     """Load the cache once, then train every selected fold into ``run/<fold>/``.
 
+    ``on_start`` receives the configuration with the model fitted to the cache's shapes, and the folds.
     Under torchrun the folds are spread over the ranks (each trains its share, every N-th fold, start to
     finish, exactly as one process would: same seed, same batches) and every rank returns all folds' results;
     rank 0 alone writes the run's configuration and splits, before any fold starts.
     """
     world = join(torch.device("cpu"))
     try:
-        return _train_run(cache, run, config, resume, world, on_fold, on_epoch)
+        return _train_run(cache, run, config, resume, world, on_fold, on_epoch, on_start if world.main else None)
     finally:
         leave(world)
 
 
 def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world: World,
                on_fold: Callable[[Fold], None] | None,
-               on_epoch: Callable[[int, dict[str, float]], None] | None) -> list[FoldResult]:
+               on_epoch: Callable[[int, dict[str, float]], None] | None,
+               on_start: Callable[[TrainConfig, list[Fold]], None] | None) -> list[FoldResult]:
     data = FeatureSet.load(cache)
     snippets, channels, positions = data.video.shape[1:]
     config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
@@ -79,6 +80,8 @@ def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world:
     folds = make_folds(data, config)
     if world.main:
         _prepare_run(run, config, data, cache, folds, resume)
+    if on_start is not None:
+        on_start(config, folds)
     world.barrier()
     results = []
     for fold in world.shard(folds):

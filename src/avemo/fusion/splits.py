@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avemo.choices import Protocol
+
 DEFAULT_FOLDS = {"ravdess": 6, "cremad": 5}
-RANDOM_CLIPS = "random-clips"
 LEAKAGE_WARNING = ("seed's random clip split: the same actors appear in training and test, so scores are "
                    "not comparable with actor-independent results")
 
@@ -28,7 +29,7 @@ class Fold:
     test_actors: list[int] = field(default_factory=list)
     val_actors: list[int] = field(default_factory=list)
     train_actors: list[int] = field(default_factory=list)
-    protocol: str = "actors"
+    protocol: str = Protocol.actors.value
 
 
 def actor_groups(actors: list[int], n_folds: int) -> list[list[int]]:
@@ -70,7 +71,7 @@ def random_clip_split(n_clips: int, seed: int, test_fraction: float = 0.1) -> Fo
     test, rest = order[:n_test], order[n_test:]
     n_val = max(1, round(len(rest) * test_fraction))
     return Fold(name="random_clips", train=sorted(rest[n_val:].tolist()), val=sorted(rest[:n_val].tolist()),
-                test=sorted(test.tolist()), protocol=RANDOM_CLIPS)
+                test=sorted(test.tolist()), protocol=Protocol.random_clips.value)
 
 
 def write_splits(path: Path, folds: list[Fold], clip_ids: list[str]) -> None:

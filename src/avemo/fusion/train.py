@@ -31,61 +31,10 @@ from torch.utils.tensorboard import SummaryWriter
 from avemo.files import atomic_write
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import build_loss
-from avemo.fusion.model import FusionConfig, FusionModel
+from avemo.fusion.config import TrainConfig
+from avemo.fusion.model import FusionModel
 from avemo.fusion.splits import Fold
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run; saved into the run as ``config.json``."""
-
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_epochs: int = 3
-    patience: int = 15  # epochs without a better validation UAR before stopping
-    loss: str = "emotion-metric"  # or "triplet" (the seed's)
-    metric_weight: float = 1.0
-    margin: float = 0.1  # m0, and the triplet loss's margin
-    margin_scale: float = 0.4  # m1: extra margin for the most distant emotions
-    seed: int = 0
-    protocol: str = "actors"  # or "random-clips" (the seed's leaky split, for comparison only)
-    n_folds: int | None = None  # default: 6 for RAVDESS, 5 for CREMA-D
-    folds: list[int] | None = None  # 1-based folds to run; default all
-    actor_folds: list[dict[str, list[int]]] | None = None  # explicit [{"test": [...], "val": [...]}, ...]
-    model: FusionConfig = field(default_factory=FusionConfig)
-
-    def __post_init__(self) -> None:
-        """Refuse settings that cannot train, before a run folder is written."""
-        from avemo.fusion.losses import LOSSES
-        from avemo.fusion.splits import RANDOM_CLIPS
-
-        checks = [(self.loss in LOSSES, f"loss {self.loss!r}: choose {' or '.join(LOSSES)}"),
-                  (self.protocol in ("actors", RANDOM_CLIPS), f"protocol {self.protocol!r}: choose actors or {RANDOM_CLIPS}"),
-                  (self.epochs >= 1, "epochs must be at least 1"),
-                  (self.batch_size >= 2, "batch_size must be at least 2 (triplets need two clips of an emotion)"),
-                  (self.patience >= 1, "patience must be at least 1"), (self.lr > 0, "lr must be positive")]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a (TOML or JSON) mapping; unknown keys are an error, not silently dropped."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        data = dict(data)
-        model = data.pop("model", {})
-        unknown_model = set(model) - {f.name for f in fields(FusionConfig)}
-        if unknown_model:
-            raise ValueError(f"unknown model settings: {', '.join(sorted(unknown_model))}")
-        return cls(**data, model=FusionConfig(**model))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from avemo.reports.metrics import uar
 
 
 @dataclass
@@ -138,12 +87,6 @@ def predict_labels(embeddings: torch.Tensor, logits: torch.Tensor, centroids: to
     allowed = torch.tensor(classes)
     scores = logits[:, allowed] if use_classifier else (embeddings @ centroids.T)[:, allowed]
     return allowed[scores.argmax(dim=1)]
-
-
-def uar(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    """Unweighted average recall (balanced accuracy) over the classes present in ``labels``."""
-    recalls = [(pred[labels == k] == k).float().mean().item() for k in labels.unique()]
-    return float(np.mean(recalls))
 
 
 def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, resume: bool = False,
@@ -208,7 +151,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         metrics = {f"train/{k}": v / len(fold.train) for k, v in sums.items()}
         metrics.update({"train/accuracy": correct / len(fold.train), "lr": scheduler.get_last_lr()[0],
                         "val/accuracy": float((val_pred == val_labels).float().mean()),
-                        "val/uar": uar(val_pred, val_labels)})
+                        "val/uar": uar(val_labels.numpy(), val_pred.numpy())})
         for key, value in metrics.items():
             writer.add_scalar(key, value, epoch)
         if metrics["val/uar"] > state["best_uar"]:

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from avemo.choices import Decoder
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.dali import DaliFrames, dali_installed
 from avemo.pipeline.decode import ClipError
 from avemo.pipeline.prepare import EncodedClip, FailedClip, PreparedClip, audio_segments
+from avemo.errors import SetupError
 
 
 @dataclass
@@ -30,20 +32,17 @@ def pyav_inputs(clips: list[PreparedClip]) -> InputBatch:
     return InputBatch(clips, torch.cat([c.video for c in clips]), torch.cat([c.audio for c in clips]))
 
 
-DECODERS = ("auto", "pyav", "dali")
-
-
 def resolve_decoder(name: str, device: torch.device) -> str:
     """``pyav``, ``dali-gpu`` or ``dali-cpu`` for ``--decoder name`` on ``device``."""
-    if name not in DECODERS:
-        raise RuntimeError(f"unknown decoder {name!r}; choose from {', '.join(DECODERS)}")
-    if name == "auto":
+    if name not in [d.value for d in Decoder]:
+        raise SetupError(f"unknown decoder {name!r}; choose from {', '.join(d.value for d in Decoder)}")
+    if name == Decoder.auto:
         return "dali-gpu" if device.type == "cuda" and dali_installed() else "pyav"
-    if name == "dali":
+    if name == Decoder.dali:
         if not dali_installed():
-            raise RuntimeError("--decoder dali: DALI is not installed; pip install 'avemo[gpu]' (or 'avemo[dali]')")
+            raise SetupError("--decoder dali: DALI is not installed; pip install 'avemo[gpu]' (or 'avemo[dali]')")
         return "dali-gpu" if device.type == "cuda" else "dali-cpu"
-    return name
+    return Decoder.pyav.value
 
 
 def dali_inputs(frames: DaliFrames, clips: list[EncodedClip], audio: AudioConfig, device: torch.device) -> InputBatch:

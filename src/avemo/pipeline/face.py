@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-CROPS = ("face", "center", "none")
 DETECT_FRAMES = 3  # frames per clip the detector looks at, spread over the clip (2 must agree)
 DETECT_SIDE = 160  # short side, in pixels, of the frames the detector sees (a face is ~50 px: ample for LBP)
 DECODE_SIDE = 256  # short side frames are decoded at for --crop face: a RAVDESS face box is then ~125 px
@@ -48,13 +47,25 @@ class CropBox:
         return {"box": self.as_list(), "source": self.source, **({"face": list(self.face)} if self.face else {})}
 
 
-def face_settings() -> dict[str, Any]:
-    """Everything besides the pixels that decides a face box (part of a face-cropped cache's fingerprint)."""
-    import skimage
+@dataclass(frozen=True)
+class FaceDetector:
+    """Everything besides the pixels that decides a face box (part of a face-cropped feature spec)."""
 
-    return {"detector": "skimage-lbp-frontal-face", "skimage": skimage.__version__, "frames": DETECT_FRAMES,
-            "detect_side": DETECT_SIDE, "decode_side": DECODE_SIDE, "margin": MARGIN, "centre_shift": CENTRE_SHIFT,
-            "min_hits": MIN_HITS}
+    skimage: str  # the cascade and its code ship with scikit-image: another version may find other boxes
+    detector: str = "skimage-lbp-frontal-face"
+    frames: int = DETECT_FRAMES
+    detect_side: int = DETECT_SIDE
+    decode_side: int = DECODE_SIDE
+    margin: float = MARGIN
+    centre_shift: float = CENTRE_SHIFT
+    min_hits: int = MIN_HITS
+
+    @classmethod
+    def current(cls) -> FaceDetector:
+        """The detector this installation runs."""
+        import skimage
+
+        return cls(skimage=skimage.__version__)
 
 
 def centre_box(width: int, height: int, fraction: float = 1.0) -> CropBox:

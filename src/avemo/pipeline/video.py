@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from avemo.choices import Crop
+
 
 @dataclass(frozen=True)
 class VideoConfig:
@@ -20,13 +22,10 @@ class VideoConfig:
     frames: int = 16
     size: int = 112
     resize: int = 112  # short side after scaling, before the centre crop
-    # face: a still box around the detected face (avemo extract's default); center: what the seed and Hara et
-    # al.'s models did (this class's default, needing no detector); none: the whole frame, squashed.
-    crop: str = "center"
+    crop: str = Crop.center.value  # see Crop; this class's default needs no detector
 
     def __post_init__(self) -> None:
-        if self.crop not in ("face", "center", "none"):
-            raise ValueError(f"crop {self.crop!r}: choose face, center or none")
+        object.__setattr__(self, "crop", Crop.check(self.crop, "crop"))
         if self.resize < self.size:
             raise ValueError(f"resize ({self.resize}) must be at least the crop size ({self.size})")
         if min(self.snippets, self.frames, self.size) < 1:

@@ -10,12 +10,17 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, classificat
 from avemo.emotions import EMOTIONS
 
 
+def uar(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Unweighted average recall (balanced accuracy) over the classes present in ``labels``."""
+    return float(balanced_accuracy_score(labels, pred))
+
+
 def fold_metrics(labels: np.ndarray, pred: np.ndarray, classes: list[int]) -> dict[str, Any]:
     """Accuracy, UAR (balanced accuracy), macro-F1 and the per-class report over ``classes``."""
     names = [EMOTIONS[k] for k in classes]
     return {
         "accuracy": float(accuracy_score(labels, pred)),
-        "uar": float(balanced_accuracy_score(labels, pred)),
+        "uar": uar(labels, pred),
         # over the classes present, as balanced accuracy is (a fold may lack a class)
         "macro_f1": float(f1_score(labels, pred, labels=np.unique(labels), average="macro", zero_division=0)),
         "per_class": classification_report(labels, pred, labels=classes, target_names=names, output_dict=True,
