@@ -7,15 +7,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avemo.engines.backbones import BackboneConfig
+from avemo.engines.backbones import AudioBackbone, BackboneConfig, VideoBackbone
+from avemo.engines.weights import HARA_2020, WeightsSpec, random_weights
 from avemo.extract import ExtractConfig, run_extract
+from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
+from avemo.spec import FeatureSpec
 from avemo.synth import SynthConfig, synthesize, write_clip
 
 # Small backbone and crop so that extraction tests take seconds; one test per backbone runs the full size.
 # Drawn synthetic faces: the centre crop (the face detector finds none in them; tests/pipeline/test_face.py
 # tests it on a photographed face).
 FAST_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4", "--crop", "center"]
+
+
+def make_spec(video: VideoConfig = VideoConfig(), dtype: str = "float16", sha256: str = "ab" * 32) -> FeatureSpec:
+    """A feature spec without building backbones: a Hara 2020 r3d10 file and random audio weights."""
+    weights = WeightsSpec(sha256, "hara2020", "/weights/r3d10_K_200ep.pth", 700)
+    return FeatureSpec.of(VideoBackbone("r3d10", weights, HARA_2020), AudioBackbone(random_weights(1000)), video,
+                          AudioConfig(), dtype)
 
 
 @pytest.fixture(scope="session")

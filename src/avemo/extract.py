@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from avemo.cache import CacheError, FeatureCache
 from avemo.distributed import World, join, leave
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video
+from avemo.engines.backbones import BackboneConfig
 from avemo.engines.runtime import Backend, check_runtime, create_backend, resolve_device
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.clips import Skipped
@@ -32,7 +32,7 @@ from avemo.choices import Crop
 from avemo.pipeline.video import VideoConfig
 from avemo.errors import AvemoError
 from avemo.files import atomic_write
-from avemo.spec import FeatureSpec
+from avemo.spec import FeatureSpec, build_backbones
 
 
 @dataclass(frozen=True)
@@ -142,19 +142,19 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
         raise NothingToExtract(f"{config.data}: no usable clip ({len(found.skipped)} files skipped); check the "
                                f"folder and --dataset {config.dataset}", found.skipped)
     summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
-    video_net, video_backbone = build_video(config.backbones)
-    audio_net, audio_backbone = build_audio(config.backbones)
+    video_net, audio_net, spec = build_backbones(config.backbones, config.video, config.audio, config.dtype)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
-    spec = FeatureSpec.of(video_backbone, audio_backbone, config.video, config.audio, config.dtype)
+    video_backbone, audio_backbone = spec.video_backbone, spec.audio_backbone
+    # The runtime before the cache: exported graphs that do not fit the spec are refused before anything is made.
+    backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
+                             spec, compile=config.compile, cuda_graphs=config.cuda_graphs,
+                             opt_batch=config.batch_size * config.video.snippets)
     if world.main:  # first, alone: it creates the cache and clears temporaries of killed runs
         cache = FeatureCache.create_or_open(config.cache, spec, video_shape, audio_shape)
     world.barrier()
     if not world.main:
         cache = FeatureCache.create_or_open(config.cache, spec, video_shape, audio_shape)
     world.barrier()  # no rank writes before every rank has opened (opening clears stale temporaries)
-    backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
-                             spec, compile=config.compile, cuda_graphs=config.cuda_graphs,
-                             opt_batch=config.batch_size * config.video.snippets)
     frames = DaliFrames(config.video, device, config.batch_size) if decoder != "pyav" else None
     summary.backend, summary.device, summary.spec, summary.decoder = backend.name, str(device), spec, decoder
     summary.backbones = (f"video {video_backbone.arch} ({video_backbone.weights.release} weights, "

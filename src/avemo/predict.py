@@ -17,13 +17,13 @@ import torch
 
 from avemo.emotions import EMOTIONS
 from avemo.errors import AvemoError
-from avemo.engines.backbones import AudioFeatures, VideoFeatures, build_audio, build_video
+from avemo.engines.backbones import AudioFeatures, VideoFeatures
 from avemo.engines.runtime import create_backend, resolve_device
 from avemo.engines.weights import WeightsSpec
 from avemo.fusion.model import FusionConfig, FusionModel
 from avemo.pipeline.decode import ClipError
 from avemo.pipeline.prepare import prepare_file
-from avemo.spec import FeatureSpec, SpecError
+from avemo.spec import FeatureSpec, SpecError, build_backbones
 
 
 # Cosine similarities to the class centroids lie in [-1, 1]; scaled like this, their softmax reads as
@@ -95,9 +95,7 @@ def backbones_for(run: Path, spec: FeatureSpec, video_weights: str | None = None
     """The backbones that make the run's features; raise ``RunMismatch`` naming what would differ."""
     config = spec.backbone_config(_weights_source(run, "video", spec.video_backbone.weights, video_weights),
                                   _weights_source(run, "audio", spec.audio_backbone.weights, audio_weights))
-    video_net, video_backbone = build_video(config)
-    audio_net, audio_backbone = build_audio(config)
-    here = FeatureSpec.of(video_backbone, audio_backbone, spec.video, spec.audio, spec.dtype)
+    video_net, audio_net, here = build_backbones(config, spec.video, spec.audio, spec.dtype)
     changed = spec.differences(here)
     if "face.skimage" in changed:  # the same cascade in another release: boxes may move by a pixel, no more
         warnings.warn(f"{run}: its faces were found with scikit-image {spec.face.skimage}, this installation has "

@@ -16,7 +16,8 @@ from typing import Any
 
 from avemo.choices import Crop, Dtype
 from avemo.errors import AvemoError
-from avemo.engines.backbones import AUDIO_INPUT, AudioBackbone, BackboneConfig, VideoBackbone
+from avemo.engines.backbones import (AUDIO_INPUT, AudioBackbone, AudioFeatures, BackboneConfig, VideoBackbone,
+                                    VideoFeatures, build_audio, build_video)
 from avemo.engines.weights import RANDOM, Normalization, WeightsSpec
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.face import FaceDetector
@@ -230,3 +231,11 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         names.add(key)
     return sorted(names)
 
+
+
+def build_backbones(config: BackboneConfig, video: VideoConfig = VideoConfig(), audio: AudioConfig = AudioConfig(),
+                    dtype: str = Dtype.float16.value) -> tuple[VideoFeatures, AudioFeatures, FeatureSpec]:
+    """Both backbones as ``config`` says, and the spec of the features they make with these settings."""
+    video_net, video_backbone = build_video(config)
+    audio_net, audio_backbone = build_audio(config)
+    return video_net, audio_net, FeatureSpec.of(video_backbone, audio_backbone, video, audio, dtype)

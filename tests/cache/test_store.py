@@ -1,17 +1,23 @@
 import json
 import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from avemo.cache import CacheError, FeatureCache
+from avemo.pipeline.video import VideoConfig
+from tests.conftest import make_spec
 
-INPUTS = {"backbones": {"video": {"weights_sha256": "abc"}}, "video": {"size": 112, "mean": (1.0, 2.0)}}
+SPEC = make_spec()
 SHAPES = ((6, 8, 4), (6, 5))
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _cache(root, inputs=INPUTS, dtype="float16"):
-    return FeatureCache.create_or_open(root, inputs, *SHAPES, dtype)
+def _cache(root, spec=SPEC):
+    return FeatureCache.create_or_open(root, spec, *SHAPES)
 
 
 def _write(cache, clip_id, value=1.0):
@@ -42,12 +48,13 @@ def test_reopening_with_the_same_inputs_resumes(tmp_path):
 
 def test_other_inputs_are_refused_naming_what_changed(tmp_path):
     _write(_cache(tmp_path), "a")
-    changed = {**INPUTS, "video": {"size": 64, "mean": (1.0, 2.0)}}
-    with pytest.raises(CacheError, match=r"differs in video\.size\)") as info:
-        _cache(tmp_path, changed)
+    with pytest.raises(CacheError, match=r"differs in video\.resize, video\.size\)") as info:
+        _cache(tmp_path, make_spec(VideoConfig(size=64, resize=64)))
     assert str(tmp_path) in str(info.value)
-    with pytest.raises(CacheError, match="differs in dtype"):
-        _cache(tmp_path, dtype="float32")
+    with pytest.raises(CacheError, match=r"differs in dtype\)"):
+        _cache(tmp_path, make_spec(dtype="float32"))
+    with pytest.raises(CacheError, match=r"differs in face, video\.crop\)"):
+        _cache(tmp_path, make_spec(VideoConfig(crop="face")))
     assert _cache(tmp_path).has("a")  # the refusal wrote nothing
 
 
@@ -105,3 +112,33 @@ def test_a_non_empty_folder_without_manifest_is_not_adopted(tmp_path):
 def test_open_refuses_a_folder_that_is_not_a_cache(tmp_path):
     with pytest.raises(CacheError, match="not an avemo feature cache"):
         FeatureCache.open(tmp_path)
+
+
+def test_the_same_weights_read_from_another_place_resume_and_are_recorded_there(tmp_path):
+    _write(_cache(tmp_path), "a")
+    weights = replace(SPEC.video_backbone.weights, path="/elsewhere/r3d10_K_200ep.pth")
+    moved = replace(SPEC, video_backbone=replace(SPEC.video_backbone, weights=weights))
+    assert moved.fingerprint == SPEC.fingerprint and moved.differences(SPEC) == []
+    reopened = _cache(tmp_path, moved)
+    assert reopened.has("a") and reopened.spec == moved
+    assert FeatureCache.open(tmp_path).spec.video_backbone.weights.path == "/elsewhere/r3d10_K_200ep.pth"
+
+
+@pytest.mark.parametrize("name, crop", [("legacy-center", "center"), ("legacy-face", "face")])
+def test_caches_written_before_specs_existed_keep_opening_and_resuming(tmp_path, name, crop):
+    """Fixtures written by avemo 0.1.0 as it landed on 2026-11-24 (r3d10, size 32, random weights)."""
+    root = tmp_path / name
+    shutil.copytree(FIXTURES / name, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert "spec" not in manifest and "inputs" in manifest  # today's format, as the fixture claims
+    cache = FeatureCache.open(root)
+    spec = cache.spec
+    assert spec.fingerprint == manifest["fingerprint"]
+    assert spec.video.crop == crop and spec.video.size == 32 and spec.video_backbone.arch == "r3d10"
+    assert (spec.face is not None) == (crop == "face") and spec.video_backbone.weights.random
+    entries, broken = cache.scan()
+    assert len(entries) == 2 and broken == []
+    # Extraction with the same settings resumes it (the spec it computes has the same fingerprint).
+    current = replace(spec, face=replace(spec.face, skimage=spec.face.skimage)) if spec.face else spec
+    resumed = FeatureCache.create_or_open(root, current, tuple(manifest["video_shape"]), tuple(manifest["audio_shape"]))
+    assert [e["clip_id"] for e in resumed.index()] == [e["clip_id"] for e in entries]

@@ -110,18 +110,17 @@ needs_tensorrt = pytest.mark.skipif(not (tensorrt_installed() and torch.cuda.is_
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
-    from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
+    from avemo.engines.backbones import BackboneConfig
     from avemo.export.onnx import ExportConfig, export_backbones
     from avemo.pipeline.video import VideoConfig
+    from avemo.spec import build_backbones
 
     root = tmp_path_factory.mktemp("engines")
     config = BackboneConfig(video_arch="r3d10")
     small = VideoConfig(size=32, resize=32)
     for precision in ("fp32", "fp16"):
         export_backbones(ExportConfig(engines=root, backbones=config, video=small, precision=precision, max_batch=4))
-    video, video_info = build_video(config)
-    audio, audio_info = build_audio(config)
-    return root, video, audio, describe(config, video, video_info, audio_info)
+    return (root, *build_backbones(config, small))
 
 
 @needs_tensorrt
@@ -130,9 +129,9 @@ def test_tensorrt_features_equal_torch_features(exported, precision, tolerance):
     from avemo.engines.torch import TorchBackend
     from avemo.engines.tensorrt import TensorRTBackend
 
-    root, video, audio, description = exported
+    root, video, audio, spec = exported
     cuda = torch.device("cuda")
-    engine = TensorRTBackend(root, description, precision, cuda, opt_batch=2)
+    engine = TensorRTBackend(root, spec, precision, cuda, opt_batch=2)
     reference = TorchBackend(video, audio, torch.device("cpu"))
     snippets = torch.randint(0, 256, (7, 3, 16, 32, 32), dtype=torch.uint8)  # 7 > the profile's 4: split
     segments = torch.randn(7, 256, 96)
@@ -146,14 +145,14 @@ def test_tensorrt_features_equal_torch_features(exported, precision, tolerance):
 def test_tensorrt_engine_is_cached_and_a_damaged_one_rebuilt(exported):
     from avemo.engines.tensorrt import TensorRTBackend
 
-    root, _, _, description = exported
+    root, _, _, spec = exported
     cuda = torch.device("cuda")
-    first = TensorRTBackend(root, description, "fp32", cuda, opt_batch=3)
+    first = TensorRTBackend(root, spec, "fp32", cuda, opt_batch=3)
     built = first.video_engine.stat().st_mtime_ns
-    assert TensorRTBackend(root, description, "fp32", cuda, opt_batch=3).video_engine.stat().st_mtime_ns == built
+    assert TensorRTBackend(root, spec, "fp32", cuda, opt_batch=3).video_engine.stat().st_mtime_ns == built
     assert list((root / "tensorrt").glob("timing-*.cache"))
     first.video_engine.write_bytes(first.video_engine.read_bytes()[:1000])
     with pytest.warns(UserWarning, match="damaged since it was built"):
-        again = TensorRTBackend(root, description, "fp32", cuda, opt_batch=3)
+        again = TensorRTBackend(root, spec, "fp32", cuda, opt_batch=3)
     x = torch.randint(0, 256, (2, 3, 16, 32, 32), dtype=torch.uint8, device=cuda)
     torch.testing.assert_close(again.video(x), first.video(x))

@@ -53,7 +53,7 @@ def test_full_size_hara_r3d101_loads_strictly_and_matches_reference_forward(tmp_
     state = save_hara(path, "r3d101", classes, release)
     video, info = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d101"))
     name, scale, mean, std = norm
-    assert info.release == name and info.num_classes == classes and info.sha256 == sha256_file(path)
+    assert info.weights.release == name and info.weights.classes == classes and info.weights.sha256 == sha256_file(path)
     assert not video.training and not any(p.requires_grad for p in video.parameters())
     pixels = torch.randint(0, 256, (1, 3, 16, 112, 112), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     normalised = (pixels.double() * scale - torch.tensor(mean, dtype=torch.double).view(1, 3, 1, 1, 1)) \
@@ -70,7 +70,7 @@ def test_stem_temporal_kernel_is_read_from_the_checkpoint(tmp_path):
     path = tmp_path / "r3d18_K_200ep.pth"
     state = save_hara(path, "r3d18", 700, 2020, conv1_t_size=3)
     video, info = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d18"))
-    assert video.net.conv1.kernel_size == (3, 7, 7) and info.release == "hara2020"
+    assert video.net.conv1.kernel_size == (3, 7, 7) and info.weights.release == "hara2020"
     pixels = torch.randint(0, 256, (2, 3, 16, 64, 64), dtype=torch.uint8)
     with torch.inference_mode():
         reference = hara_layer4(state, video.normalize(pixels), [2, 2, 2, 2], bottleneck=False)
@@ -81,7 +81,7 @@ def test_a_2017_lineage_fine_tune_keeps_the_2017_normalisation(tmp_path):
     path = tmp_path / "resnet-18-ucf101.pth"  # 101 classes, saved like the 2017 release (no BN counters)
     save_hara(path, "r3d18", 101, 2017)
     video, info = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d18"))
-    assert info.release == "hara2017" and video.normalization.mean == ACTIVITYNET_0_255[2]
+    assert info.weights.release == "hara2017" and video.normalization.mean == ACTIVITYNET_0_255[2]
     forced, _ = build_video(BackboneConfig(video_weights=str(path), video_arch="r3d18",
                                            video_normalization="hara2020"))
     assert forced.normalization.std == KINETICS_0_1[3]
@@ -152,7 +152,7 @@ def test_torchvision_resnet18_file_loads_and_matches_torchvision_forward(tmp_pat
     path = tmp_path / "resnet18-f37072fd.pth"
     torch.save(state, path)  # torchvision's file is a plain state dict
     audio, info = build_audio(BackboneConfig(audio_weights=str(path)))
-    assert info.release == "state-dict" and not audio.training
+    assert info.weights.release == "state-dict" and not audio.training
     net.load_state_dict(state)
     net.fc = torch.nn.Identity()
     segments = torch.randn(3, 256, 96)
@@ -167,8 +167,8 @@ def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
     cached.parent.mkdir(parents=True)
     torch.save(torchvision.models.resnet18().state_dict(), cached)
     _, info = build_audio(BackboneConfig(audio_weights="imagenet"))
-    assert info.release == "torchvision-imagenet" and info.source == str(cached)
-    assert info.sha256 == sha256_file(cached)
+    assert info.weights.release == "torchvision-imagenet" and info.weights.path == str(cached.resolve())
+    assert info.weights.sha256 == sha256_file(cached)
 
 
 def test_audio_weights_of_another_resnet_are_refused(tmp_path):
@@ -184,6 +184,6 @@ def test_random_weights_warn_and_are_reproducible():
     with pytest.warns(UserWarning, match="RANDOM AUDIO WEIGHTS"):
         build_audio(BackboneConfig())
     second, _ = build_video(BackboneConfig(video_arch="r3d10"))
-    assert info.sha256 == "random-seed-0"
+    assert info.weights.sha256 == "random-seed-0"
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)

@@ -5,6 +5,7 @@ Parity runs on small Hara architectures (r3d10; the same export code as r3d101) 
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,13 +16,14 @@ pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip i
 
 from avemo.cache import FeatureCache  # noqa: E402
 from avemo.cli import app  # noqa: E402
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe  # noqa: E402
+from avemo.engines.backbones import BackboneConfig  # noqa: E402
 from avemo.engines.graphs import EngineError  # noqa: E402
 from avemo.engines.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from avemo.engines.runtime import create_backend  # noqa: E402
 from avemo.engines.torch import TorchBackend  # noqa: E402
 from avemo.export.onnx import ExportConfig, export_backbones  # noqa: E402
 from avemo.pipeline.video import VideoConfig  # noqa: E402
+from avemo.spec import build_backbones  # noqa: E402
 
 CPU = torch.device("cpu")
 BACKBONES = BackboneConfig(video_arch="r3d10")
@@ -41,9 +43,7 @@ def engines(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nets():
-    video, video_info = build_video(BACKBONES)
-    audio, audio_info = build_audio(BACKBONES)
-    return video, audio, describe(BACKBONES, video, video_info, audio_info)
+    return build_backbones(BACKBONES, SMALL)
 
 
 def _close(got: torch.Tensor, expected: torch.Tensor, precision: str) -> None:
@@ -53,8 +53,8 @@ def _close(got: torch.Tensor, expected: torch.Tensor, precision: str) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_onnxruntime_features_equal_torch_features(engines, nets, precision):
-    video, audio, description = nets
-    ort_backend = OnnxRuntimeBackend(engines, description, precision, CPU)
+    video, audio, spec = nets
+    ort_backend = OnnxRuntimeBackend(engines, spec, precision, CPU)
     reference = TorchBackend(video, audio, CPU)
     snippets = torch.randint(0, 256, (7, 3, 16, 32, 32), dtype=torch.uint8)  # 7 > max_batch 4: split
     segments = torch.randn(7, 256, 96)
@@ -67,24 +67,38 @@ def test_manifest_records_what_the_graph_is(engines, nets):
     manifest = json.loads(next(engines.glob("video-*-fp16.json")).read_text())
     assert manifest["input"] == {"name": "snippets", "shape": ["batch", 3, 16, 32, 32], "dtype": "torch.uint8"}
     assert manifest["output"]["shape"] == ["batch", 512, 1] and manifest["precision"] == "fp16"
-    assert manifest["backbone"]["normalization"]["name"] == "hara2020" and manifest["max_batch"] == 4
+    assert manifest["spec"]["backbones"]["video"]["normalization"]["name"] == "hara2020" and manifest["max_batch"] == 4
+    assert manifest["spec"]["video"]["size"] == 32
     assert {"torch", "onnx"} <= set(manifest["versions"])
 
 
-def test_graphs_of_other_weights_are_not_used(engines, nets, tmp_path):
-    video, audio, description = nets
-    other = json.loads(json.dumps(description))
-    other["video"]["weights_sha256"] = "0" * 64
+def test_graphs_of_other_weights_or_settings_are_not_used(engines, nets, tmp_path):
+    video, audio, spec = nets
+    weights = replace(spec.video_backbone.weights, sha256="0" * 64)
+    other = replace(spec, video_backbone=replace(spec.video_backbone, weights=weights))
     with pytest.raises(EngineError, match="no video graph for these weights"):
         OnnxRuntimeBackend(engines, other, "fp32", CPU)
     copy = tmp_path / "engines"
     shutil.copytree(engines, copy)
     manifest = next(copy.glob("video-*-fp32.json"))
     data = json.loads(manifest.read_text())
-    data["backbone"]["normalization"]["name"] = "hara2017"
+    data["spec"]["backbones"]["video"]["normalization"]["name"] = "hara2017"
     manifest.write_text(json.dumps(data))
-    with pytest.raises(EngineError, match="exported from other weights or settings"):
-        OnnxRuntimeBackend(copy, description, "fp32", CPU)
+    with pytest.raises(EngineError, match=r"video-r3d10-\w+-fp32.onnx: exported for other settings \(differs in "
+                                          r"backbones.video.normalization.name\)"):
+        OnnxRuntimeBackend(copy, spec, "fp32", CPU)
+    # What a graph does not depend on (the crop, the storage dtype) does not matter.
+    OnnxRuntimeBackend(engines, replace(spec, dtype="float32"), "fp32", CPU)
+
+
+def test_a_graph_exported_at_another_size_is_refused_by_name(engines, synth_root, tmp_path):
+    result = CliRunner().invoke(app, ["extract", str(synth_root / "Actor_01"), "--cache", str(tmp_path / "c"),
+                                      "--video-arch", "r3d10", "--size", "64", "--crop", "center",
+                                      "--backend", "onnxruntime", "--engines", str(engines)])
+    assert result.exit_code == 2, result.output
+    (line,) = [l for l in result.output.splitlines() if l.startswith("error:")]
+    assert "video-r3d10-" in line and "exported for other settings (differs in video.size)" in line
+    assert "--size 64" in line and not (tmp_path / "c").exists()  # refused before the cache was created
 
 
 def test_a_damaged_graph_is_refused_with_the_remedy(engines, nets, tmp_path):
@@ -97,10 +111,10 @@ def test_a_damaged_graph_is_refused_with_the_remedy(engines, nets, tmp_path):
 
 
 def test_auto_keeps_torch_on_a_cpu_where_it_measured_faster(engines, nets):
-    video, audio, description = nets
+    video, audio, spec = nets
     assert create_backend("auto", video, audio, CPU).name == "torch-fp32"
-    assert create_backend("auto", video, audio, CPU, engines, "fp32", description).name == "torch-fp32"
-    chosen = create_backend("onnxruntime", video, audio, CPU, engines, "fp32", description)
+    assert create_backend("auto", video, audio, CPU, engines, "fp32", spec).name == "torch-fp32"
+    chosen = create_backend("onnxruntime", video, audio, CPU, engines, "fp32", spec)
     assert chosen.name == "onnxruntime-fp32 (CPUExecutionProvider)"
     with pytest.raises(RuntimeError, match="needs --engines"):
         create_backend("onnxruntime", video, audio, CPU)

@@ -10,14 +10,13 @@ from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
 from avemo.cli import app
-from avemo.extract import fingerprint_inputs
 from avemo.pipeline import face
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.dali import dali_installed
 from avemo.pipeline.face import CENTRE_SHIFT, MARGIN, centre_box, face_box, iou
 from avemo.pipeline.video import VideoConfig, region, snippets_from_region
 from avemo.synth import SynthConfig, synthesize
-from tests.conftest import solid_clip
+from tests.conftest import make_spec, solid_clip
 
 FACE_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4", "--crop", "face"]
 
@@ -79,9 +78,8 @@ def test_crop_mode_is_part_of_the_fingerprint(synth_root, tmp_path):
     again = CliRunner().invoke(app, ["extract", str(data), "--cache", str(tmp_path / "c"), *FACE_EXTRACT])
     assert again.exit_code == 2 and "crop" in again.output
     # Caches from before the crop option were centre-cropped: their fingerprint inputs are unchanged.
-    inputs = fingerprint_inputs({}, VideoConfig(), AudioConfig())
-    assert "crop" not in inputs["video"]
-    assert fingerprint_inputs({}, VideoConfig(crop="face"), AudioConfig())["video"]["crop"] == "face"
+    assert "crop" not in make_spec(VideoConfig()).fingerprint_inputs()["video"]
+    assert make_spec(VideoConfig(crop="face")).fingerprint_inputs()["video"]["crop"] == "face"
 
 
 def test_face_box_is_the_median_square_kept_inside_the_frame(monkeypatch):
@@ -149,5 +147,5 @@ def test_region_maps_a_coded_box_into_the_decoded_frames():
 
 
 def test_face_crop_settings_are_in_the_fingerprint():
-    face_inputs = fingerprint_inputs({}, VideoConfig(crop="face"), AudioConfig())["video"]
+    face_inputs = make_spec(VideoConfig(crop="face")).fingerprint_inputs()["video"]
     assert face_inputs["face"]["margin"] == MARGIN and "skimage" in face_inputs["face"]

@@ -220,11 +220,9 @@ def _exported_backends(video_net, audio_net, backbones: BackboneConfig, device: 
     from avemo.engines.onnxruntime import OnnxRuntimeBackend
     from avemo.export.onnx import ExportConfig, export_backbones
 
-    from avemo.spec import FeatureSpec
+    from avemo.spec import build_backbones
 
-    _, video_backbone = build_video(backbones)
-    _, audio_backbone = build_audio(backbones)
-    spec = FeatureSpec.of(video_backbone, audio_backbone, VideoConfig(), AudioConfig(), "float16")
+    spec = build_backbones(backbones)[2]
     engines = work / "engines"
     rows = []
     for precision in ("fp32", "fp16"):

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from avemo.files import atomic_write
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video
+from avemo.engines.backbones import BackboneConfig
 from avemo.engines.graphs import graph_name
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
-from avemo.spec import FeatureSpec
+from avemo.spec import build_backbones
 
 PRECISIONS = ("fp32", "fp16")
 OPSET = 18
@@ -60,9 +60,7 @@ def export_backbones(config: ExportConfig) -> list[Path]:
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision {config.precision!r}: choose {' or '.join(PRECISIONS)}")
-    video_net, video_backbone = build_video(config.backbones)
-    audio_net, audio_backbone = build_audio(config.backbones)
-    spec = FeatureSpec.of(video_backbone, audio_backbone, config.video, config.audio, "float16")
+    video_net, audio_net, spec = build_backbones(config.backbones, config.video, config.audio)
     half = config.precision == "fp16"
     v, a = config.video, config.audio
     jobs = [
