@@ -110,7 +110,7 @@ def test_tensorrt_backend_needs_engines_and_tensorrt(nets, tmp_path, monkeypatch
         create_backend("tensorrt", *nets, torch.device("cpu"))
     monkeypatch.setattr(tensorrt, "tensorrt_installed", lambda: False)
     with pytest.raises(RuntimeError, match="TensorRT is not installed; pip install 'avemo\\[gpu\\]'"):
-        create_backend("tensorrt", *nets, torch.device("cpu"), engines=tmp_path, description={})
+        create_backend("tensorrt", *nets, torch.device("cpu"), engines=tmp_path)
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
