@@ -35,9 +35,12 @@ class Fold:
 def actor_groups(actors: list[int], n_folds: int) -> list[list[int]]:
     """Sorted actors cut into ``n_folds`` groups of consecutive ids (sizes differ by at most one)."""
     unique = sorted(set(actors))
-    if n_folds < 3 or n_folds > len(unique):
-        raise ValueError(f"{n_folds} folds need at least {max(n_folds, 3)} actors and 3 folds (test, validation, "
-                         f"training); the data has {len(unique)} actors")
+    if len(unique) < 3:
+        raise ValueError(f"the cache has {len(unique)} actor(s); actor-independent folds need at least 3 (test, "
+                         "validation, training): extract more actors, or use --protocol random-clips")
+    if not 3 <= n_folds <= len(unique):
+        raise ValueError(f"--n-folds {n_folds}: the cache has {len(unique)} actors, and every fold needs test, "
+                         f"validation and training actors; use --n-folds {min(max(n_folds, 3), len(unique))}")
     return [list(map(int, g)) for g in np.array_split(unique, n_folds)]
 
 
