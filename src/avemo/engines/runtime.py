@@ -62,7 +62,7 @@ def choose_backend(device: torch.device, engines: Path | None) -> str:
     """What ``--backend auto`` runs: tensorrt > onnxruntime-gpu > torch on CUDA, torch on a CPU.
 
     Exported graphs (``engines``) are needed by both ONNX runtimes. On a CPU, torch with channels-last weights
-    measured 1.2-1.45x faster than ONNX Runtime's CPU provider (benchmarks/RESULTS.md), so ``auto`` keeps torch.
+    measured faster than ONNX Runtime's CPU provider (benchmarks/RESULTS.md), so ``auto`` keeps torch.
     """
     if device.type == "cuda" and engines is not None:
         from avemo.engines.tensorrt import tensorrt_installed

@@ -49,7 +49,7 @@ class _CudaGraphed:
 class TorchBackend:
     """PyTorch in eval and inference mode; batches larger than ``max_batch`` are split.
 
-    Weights are kept channels-last: oneDNN's 3D convolutions run about 30% faster that way on a CPU
+    Weights are kept channels-last: oneDNN's 3D convolutions run faster that way on a CPU
     (benchmarks/RESULTS.md), with the same results up to float rounding; cuDNN's tensor-core kernels want the
     same layout. ``precision`` fp16 or bf16 casts weights and inputs (fp16 only on CUDA: CPUs lack fast fp16
     3D convolutions); ``compile`` runs the nets through ``torch.compile``; ``cuda_graphs`` replays captured
