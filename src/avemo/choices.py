@@ -26,10 +26,12 @@ class Choice(str, Enum):
 
 
 class Dataset(Choice):
-    """File naming scheme of a dataset folder."""
+    """Where clips and their labels come from."""
 
-    ravdess = "ravdess"
-    cremad = "cremad"
+    ravdess = "ravdess"  # RAVDESS file names
+    cremad = "cremad"  # CREMA-D file names
+    folders = "folders"  # DATA/<label>/*.mp4, speakers from --speaker-pattern
+    manifest = "manifest"  # a CSV or JSONL of path,label,speaker (--manifest FILE)
 
 
 class Crop(Choice):

@@ -277,9 +277,19 @@ _WEIGHTS_AUDIO = "torchvision resnet18-f37072fd.pth, 'imagenet' (downloads), or 
 
 @command
 def extract(
-    data: Annotated[Path, typer.Argument(metavar="DATA", help="Dataset folder (RAVDESS Actor_XX/ folders or a flat folder).")],
-    cache: Annotated[Path, typer.Option(help="Feature cache folder (created, or resumed when it exists).")],
-    dataset: Annotated[Dataset, typer.Option(help="File naming scheme of DATA.")] = Dataset.ravdess,
+    data: Annotated[Optional[Path], typer.Argument(metavar="DATA", help="Dataset folder: RAVDESS or CREMA-D files, or "
+                                                   "DATA/<label>/*.mp4 with --dataset folders (none with --manifest).",
+                                                   show_default=False)] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (created, or resumed when it exists). "
+                                                       "Required.", show_default=False)] = None,
+    dataset: Annotated[Dataset, typer.Option(help="Where clips and labels come from: RAVDESS or CREMA-D names, "
+                                                  "class folders, or a manifest.")] = Dataset.ravdess,
+    speaker_pattern: Annotated[Optional[str], typer.Option(help="--dataset folders: a regular expression whose group "
+                                                                "(?P<speaker>...) finds the speaker in a file name "
+                                                                "(without it each clip is its own speaker).",
+                                                           show_default="none")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="A CSV or JSONL of path,label,speaker[,audio_path,fold,...] "
+                                                          "(implies --dataset manifest).", show_default="none")] = None,
     channels: Annotated[str, typer.Option(help="RAVDESS vocal channels to use: speech, song or speech,song.")] = "speech,song",
     video_weights: Annotated[str, typer.Option(help=_WEIGHTS_VIDEO)] = "random",
     video_arch: Annotated[str, typer.Option(help="3D ResNet depth matching the checkpoint: r3d10 ... r3d200.")] = "r3d101",
@@ -312,10 +322,27 @@ def extract(
     wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
     if not wanted or set(wanted) - {"speech", "song"}:
         fail(f"--channels {channels!r}: use speech, song or speech,song")
-    if not data.is_dir():
-        fail(f"{data}: not a folder; point avemo at the folder that holds the dataset")
+    if cache is None:
+        fail("--cache DIR is required: the folder the features go into")
+    if manifest is not None:
+        dataset = Dataset.manifest
+        if not manifest.is_file():
+            fail(f"{manifest}: no such manifest file")
+    elif dataset == Dataset.manifest:
+        fail("--dataset manifest needs --manifest FILE (a CSV or JSONL of path,label,speaker)")
+    elif data is None or not data.is_dir():
+        fail(f"{data}: not a folder; point avemo at the folder that holds the dataset" if data else
+             "give the dataset folder DATA (or --manifest FILE)")
+    if speaker_pattern is not None:
+        from avemo.pipeline.folders import speaker_regex
+
+        if dataset != Dataset.folders:
+            fail("--speaker-pattern reads speakers from file names with --dataset folders; a manifest has a "
+                 "speaker column, RAVDESS and CREMA-D names carry the actor")
+        speaker_regex(speaker_pattern)  # a bad pattern fails now, not after the models are built
     config = ExtractConfig(
-        data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
+        data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted, speaker_pattern=speaker_pattern,
+        manifest=manifest,
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
         video=VideoConfig(size=size, resize=size, crop=crop.value), backend=backend.value, engines=engines,
@@ -323,7 +350,7 @@ def extract(
         decoder=decoder.value, batch_size=batch_size, workers=workers, dtype=dtype.value)
     summary = _extract_with_progress(config)
     if launched_rank() == 0 and summary.entries == 0:
-        fail(f"no usable clip in {data}; check the folder and the file names", code=1)
+        fail(f"no usable clip in {manifest or data}; check the folder and the file names", code=1)
 
 
 @command
@@ -575,7 +602,7 @@ def predict(
     audio_weights: Annotated[Optional[str], typer.Option(help="Likewise for the audio weights.",
                                                          show_default="the run's")] = None,
     device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
-    top: Annotated[int, typer.Option(min=1, max=8, help="Emotions to show per video.")] = 3,
+    top: Annotated[int, typer.Option(min=1, help="Classes to show per video (best first).")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Rank the emotions of new videos with a trained run (decode, backbones, fusion; all folds vote).

@@ -37,10 +37,12 @@ from avemo.spec import FeatureSpec, build_backbones
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    data: Path
+    data: Path | None  # the dataset folder (None for a manifest)
     cache: Path
     dataset: str = "ravdess"
     vocal_channels: tuple[str, ...] = ("speech", "song")
+    speaker_pattern: str | None = None  # folders: the regex whose group "speaker" names a clip's speaker
+    manifest: Path | None = None  # manifest: the CSV/JSONL listing the clips
     backbones: BackboneConfig = field(default_factory=BackboneConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -137,10 +139,10 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
     device = world.device(resolve_device(config.device))
     check_runtime(config.backend, device, config.engines, config.precision, config.compile, config.cuda_graphs)
     decoder = resolve_decoder(config.decoder, device)
-    found = discover(config.data, config.dataset, config.vocal_channels)
+    found = discover(config.data, config.dataset, config.vocal_channels, config.speaker_pattern, config.manifest)
     if not found.clips:
-        raise NothingToExtract(f"{config.data}: no usable clip ({len(found.skipped)} files skipped); check the "
-                               f"folder and --dataset {config.dataset}", found.skipped)
+        raise NothingToExtract(f"{config.manifest or config.data}: no usable clip ({len(found.skipped)} files "
+                               f"skipped); check the folder and --dataset {config.dataset}", found.skipped)
     summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
     video_net, audio_net, spec = build_backbones(config.backbones, config.video, config.audio, config.dtype)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)

@@ -120,6 +120,7 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
     video_net, audio_net = backbones_for(run, spec, video_weights, audio_weights)
     backend = create_backend("auto", video_net, audio_net, resolve_device(device))
     classes = torch.tensor(record["classes"])
+    names = record.get("class_names", list(EMOTIONS))  # runs of 0.1.0 knew emotions only
     dtype = getattr(torch, spec.dtype)
     results = []
     for path in paths:
@@ -141,5 +142,5 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
                     (embedding @ fold.centroids.T)[0, classes] * CENTROID_SCALE
                 probs += torch.softmax(scores, dim=0) / len(folds)
         order = probs.argsort(descending=True)
-        results.append(Prediction(path, ranked=[(EMOTIONS[int(classes[i])], float(probs[i])) for i in order]))
+        results.append(Prediction(path, ranked=[(names[int(classes[i])], float(probs[i])) for i in order]))
     return results

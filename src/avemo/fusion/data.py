@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from avemo.cache import CacheError, FeatureCache
-from avemo.emotions import EMOTIONS
+from avemo.emotions import EMOTIONS, vocabulary
 from avemo.spec import FeatureSpec
 
 
@@ -17,11 +17,14 @@ from avemo.spec import FeatureSpec
 class FeatureSet:
     video: torch.Tensor  # (N, 6, C, S), the cache's dtype (float16 by default)
     audio: torch.Tensor  # (N, 6, 512)
-    labels: torch.Tensor  # (N,) long, index into EMOTIONS
-    actors: np.ndarray  # (N,) int
+    labels: torch.Tensor  # (N,) long, index into class_names
+    actors: np.ndarray  # (N,) int: the speakers
     clip_ids: list[str]
     dataset: str
     spec: FeatureSpec  # what the features were computed from
+    class_names: list[str] = field(default_factory=lambda: list(EMOTIONS))  # label id -> name
+    folds: np.ndarray | None = None  # (N,) explicit folds from a manifest, when every clip has one
+    speakers_known: bool = True  # False: every clip was its own speaker, so folds split clips
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -42,9 +45,14 @@ class FeatureSet:
         if len(datasets) != 1:
             raise CacheError(f"{root}: the cache mixes datasets {sorted(datasets)}; train on one at a time")
         videos, audios = zip(*(cache.read(e["clip_id"]) for e in entries))
+        names = vocabulary([e["emotion"] for e in entries])
+        folds = [e.get("fold") for e in entries]
+        dataset = datasets.pop()
         return cls(
             video=torch.stack(videos), audio=torch.stack(audios),
-            labels=torch.tensor([EMOTIONS.index(e["emotion"]) for e in entries]),
+            labels=torch.tensor([names.index(e["emotion"]) for e in entries]),
             actors=np.array([e["actor"] for e in entries]), clip_ids=[e["clip_id"] for e in entries],
-            dataset=datasets.pop(), spec=cache.spec,
+            dataset=dataset, spec=cache.spec, class_names=names,
+            folds=np.array(folds) if all(f is not None for f in folds) else None,
+            speakers_known=dataset not in ("folders", "manifest") or any(e.get("speaker") for e in entries),
         )

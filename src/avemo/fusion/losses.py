@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avemo.choices import Loss
-from avemo.emotions import EMOTIONS, semantic_distance
+from avemo.emotions import EMOTIONS, canonical, semantic_distance
 
 
 def pairwise_distance(embeddings: torch.Tensor) -> torch.Tensor:
@@ -48,10 +48,22 @@ def mine_triplets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     return valid.nonzero(as_tuple=True)
 
 
-def semantic_margins(base: float, scale: float, device: torch.device | None = None) -> torch.Tensor:
-    """(8, 8) margins m(i, j) = base + scale * D_VA(i, j) / max D_VA over the emotion vocabulary."""
-    d = torch.tensor([[semantic_distance(a, b) for b in EMOTIONS] for a in EMOTIONS], device=device)
-    return base + scale * d / d.max()
+def semantic_margins(base: float, scale: float, classes: list[str] | tuple[str, ...] = EMOTIONS) -> torch.Tensor:
+    """(C, C) margins m(i, j) = base + scale * D_VA(i, j) / max D_VA between the named classes.
+
+    Names are read as emotions case-insensitively, with synonyms (``avemo.emotions.canonical``). When a class
+    is no emotion avemo knows, distances mean nothing: every pair gets the constant ``base + scale / 2``.
+    """
+    names = [canonical(c) for c in classes]
+    if None in names:
+        return torch.full((len(classes), len(classes)), base + scale / 2)
+    d = torch.tensor([[semantic_distance(a, b) for b in names] for a in names])
+    return base + scale * d / d.max().clamp_min(1e-9)
+
+
+def knows_distances(classes: list[str] | tuple[str, ...]) -> bool:
+    """Whether every class is an emotion with a place in valence-arousal space."""
+    return all(canonical(c) is not None for c in classes)
 
 
 class TripletMarginLoss(nn.Module):
@@ -75,10 +87,11 @@ class TripletMarginLoss(nn.Module):
 class EmotionMetricLoss(nn.Module):
     """Cross-entropy plus a triplet term whose margin grows with the semantic distance of the emotions."""
 
-    def __init__(self, weight: float = 1.0, margin_base: float = 0.1, margin_scale: float = 0.4) -> None:
+    def __init__(self, weight: float = 1.0, margin_base: float = 0.1, margin_scale: float = 0.4,
+                 classes: list[str] | tuple[str, ...] = EMOTIONS) -> None:
         super().__init__()
         self.weight = weight
-        self.register_buffer("margins", semantic_margins(margin_base, margin_scale))
+        self.register_buffer("margins", semantic_margins(margin_base, margin_scale, classes))
 
     def forward(self, embeddings: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         ce = F.cross_entropy(logits, labels)
@@ -96,8 +109,10 @@ class EmotionMetricLoss(nn.Module):
                 "active_triplets": active}
 
 
-def build_loss(name: str, margin: float, weight: float, margin_scale: float) -> nn.Module:
-    """The loss called ``name``: ``emotion-metric`` (default) or the seed's ``triplet``."""
+def build_loss(name: str, margin: float, weight: float, margin_scale: float,
+               classes: list[str] | tuple[str, ...] = EMOTIONS) -> nn.Module:
+    """The loss called ``name``: ``emotion-metric`` (default) or the seed's ``triplet``; ``classes`` names the
+    label ids."""
     if Loss.check(name, "loss") == Loss.emotion_metric:
-        return EmotionMetricLoss(weight=weight, margin_base=margin, margin_scale=margin_scale)
+        return EmotionMetricLoss(weight=weight, margin_base=margin, margin_scale=margin_scale, classes=classes)
     return TripletMarginLoss(margin=margin)

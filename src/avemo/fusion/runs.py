@@ -12,8 +12,9 @@ import torch
 
 from avemo.distributed import World, join, leave
 from avemo.fusion.data import FeatureSet
-from avemo.choices import Protocol
-from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, Fold, actor_folds, folds_from_groups,
+from avemo.fusion.losses import knows_distances
+from avemo.choices import Loss, Protocol
+from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, Fold, actor_folds, explicit_folds, folds_from_groups,
                                  random_clip_split, write_splits)
 from avemo.fusion.train import FoldResult, TrainConfig, train_fold
 
@@ -25,6 +26,8 @@ def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
         folds = [random_clip_split(len(data), config.seed)]
     elif config.actor_folds:
         folds = folds_from_groups(data.actors, [(f["test"], f["val"]) for f in config.actor_folds])
+    elif data.folds is not None and config.n_folds is None:  # a manifest's own folds, unless --n-folds says
+        folds = explicit_folds(data.folds, data.actors)
     else:
         folds = actor_folds(data.actors, config.n_folds or DEFAULT_FOLDS.get(data.dataset, 5))
     if config.folds:
@@ -42,7 +45,8 @@ def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
 def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Path) -> None:
     run.mkdir(parents=True, exist_ok=True)
     record = {"train": config.to_dict(), "cache": str(cache), "dataset": data.dataset,
-              "cache_fingerprint": data.spec.fingerprint, "feature_spec": data.spec.to_json(), "classes": data.classes}
+              "cache_fingerprint": data.spec.fingerprint, "feature_spec": data.spec.to_json(), "classes": data.classes,
+              "class_names": data.class_names, "speakers_known": data.speakers_known}
     path = run / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -76,7 +80,12 @@ def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world:
     data = FeatureSet.load(cache)
     snippets, channels, positions = data.video.shape[1:]
     config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
-                                           video_positions=positions, audio_channels=data.audio.shape[2]))
+                                           video_positions=positions, audio_channels=data.audio.shape[2],
+                                           num_classes=len(data.class_names)))
+    if world.main and config.loss == Loss.emotion_metric and not knows_distances(data.class_names):
+        warnings.warn(f"classes {', '.join(data.class_names)} are not all emotions avemo places in valence-arousal "
+                      "space: the emotion-metric loss uses one constant margin for every pair of classes",
+                      UserWarning, stacklevel=2)
     folds = make_folds(data, config)
     if world.main:
         _prepare_run(run, config, data, cache, folds, resume)

@@ -61,6 +61,24 @@ def folds_from_groups(actors: np.ndarray, test_val: list[tuple[list[int], list[i
     return folds
 
 
+def explicit_folds(folds: np.ndarray, actors: np.ndarray) -> list[Fold]:
+    """A manifest's own folds: fold k tests its clips and validates on the next fold's; the rest train."""
+    ids = sorted(set(folds.tolist()))
+    if len(ids) < 3:
+        raise ValueError(f"the manifest names {len(ids)} fold(s); each fold needs test, validation and training "
+                         "clips, so give at least 3 (or --n-folds K for speaker folds)")
+    out = []
+    for k, fold in enumerate(ids):
+        val = ids[(k + 1) % len(ids)]
+        test_rows, val_rows = np.flatnonzero(folds == fold), np.flatnonzero(folds == val)
+        train_rows = np.flatnonzero(~np.isin(folds, [fold, val]))
+        out.append(Fold(name=f"fold_{fold}", train=train_rows.tolist(), val=val_rows.tolist(), test=test_rows.tolist(),
+                        test_actors=sorted(set(actors[test_rows].tolist())),
+                        val_actors=sorted(set(actors[val_rows].tolist())),
+                        train_actors=sorted(set(actors[train_rows].tolist()))))
+    return out
+
+
 def actor_folds(actors: np.ndarray, n_folds: int) -> list[Fold]:
     """Fold k tests group k and validates on group k + 1 (cyclically)."""
     groups = actor_groups(actors.tolist(), n_folds)

@@ -95,7 +95,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model = FusionModel(config.model)
-    loss_fn = build_loss(config.loss, config.margin, config.metric_weight, config.margin_scale)
+    loss_fn = build_loss(config.loss, config.margin, config.metric_weight, config.margin_scale, data.class_names)
     use_classifier = config.loss != "triplet"  # a triplet-only model has an untrained classifier
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fold.train) / config.batch_size)

@@ -15,9 +15,11 @@ def uar(labels: np.ndarray, pred: np.ndarray) -> float:
     return float(balanced_accuracy_score(labels, pred))
 
 
-def fold_metrics(labels: np.ndarray, pred: np.ndarray, classes: list[int]) -> dict[str, Any]:
-    """Accuracy, UAR (balanced accuracy), macro-F1 and the per-class report over ``classes``."""
-    names = [EMOTIONS[k] for k in classes]
+def fold_metrics(labels: np.ndarray, pred: np.ndarray, classes: list[int],
+                 class_names: list[str] | tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
+    """Accuracy, UAR (balanced accuracy), macro-F1 and the per-class report over ``classes`` (label ids,
+    named by ``class_names``)."""
+    names = [class_names[k] for k in classes]
     return {
         "accuracy": float(accuracy_score(labels, pred)),
         "uar": uar(labels, pred),

@@ -1,4 +1,4 @@
-"""The two pictures of a run: a confusion matrix and a 2-D map of the test embeddings."""
+"""The two pictures of a run: confusion matrices per prediction head, and a map of each fold's test embeddings."""
 
 from __future__ import annotations
 
@@ -12,43 +12,67 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
-from avemo.emotions import EMOTIONS  # noqa: E402
+from avemo.reports.metrics import uar  # noqa: E402
 
 
-def plot_confusion(labels: np.ndarray, pred: np.ndarray, classes: list[int], path: Path, title: str) -> None:
-    """Row-normalised confusion matrix (recall on the diagonal) with counts, as a PNG."""
-    matrix = confusion_matrix(labels, pred, labels=classes)
-    recall = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    names = [EMOTIONS[k] for k in classes]
-    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1))
-    ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center",
-                    color="white" if recall[i, j] > 0.5 else "black", fontsize=9)
-    ax.set_xticks(range(len(classes)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+def plot_confusion(labels: np.ndarray, preds: dict[str, np.ndarray], classes: list[int], names: list[str],
+                   path: Path, subtitle: str) -> None:
+    """Row-normalised confusion matrices (recall on the diagonal, in %), one per head side by side, each cell
+    with its clip count, a colour bar, and the head's accuracy and UAR in its title."""
+    labels_shown = [names[k] for k in classes]
+    n = len(classes)
+    side = 0.75 * n + 2.2
+    fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds) + 1.2, side), squeeze=False,
+                             constrained_layout=True)
+    for ax, (head, pred) in zip(axes[0], preds.items()):
+        counts = confusion_matrix(labels, pred, labels=classes)
+        percent = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        image = ax.imshow(percent, cmap="Blues", vmin=0, vmax=100)
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{percent[i, j]:.0f}%\n({counts[i, j]})", ha="center", va="center", fontsize=8,
+                        color="white" if percent[i, j] > 55 else "black")
+        ax.set_xticks(range(n), labels_shown, rotation=45, ha="right")
+        ax.set_yticks(range(n), labels_shown)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        accuracy = float((pred == labels).mean()) if len(labels) else 0.0
+        ax.set_title(f"{head}: accuracy {accuracy:.1%}, UAR {uar(labels, pred):.1%}", fontsize=10)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="% of the true class (row)")
+    fig.suptitle(subtitle, fontsize=10)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, path: Path, title: str, seed: int = 0) -> None:
-    """t-SNE of the test embeddings coloured by true emotion, as a PNG."""
-    perplexity = float(min(30, max(2, (len(embeddings) - 1) / 3)))
-    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(embeddings)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    cmap = plt.get_cmap("tab10")
-    for k in sorted(set(labels.tolist())):
-        rows = labels == k
-        ax.scatter(points[rows, 0], points[rows, 1], s=18, color=cmap(k), label=EMOTIONS[k])
-    ax.legend(loc="best", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+def plot_embeddings(folds: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], path: Path,
+                    seed: int = 0) -> None:
+    """One t-SNE panel per fold: (fold name, that fold's test embeddings by its own model, true labels).
+
+    Folds have models of their own, whose embedding spaces are unrelated: mapped together they would show
+    one island per fold. Colours are shared by class across panels.
+    """
+    columns = min(3, len(folds))
+    rows = -(-len(folds) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.0 * rows + 0.6), squeeze=False,
+                             constrained_layout=True)
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    present = sorted({int(k) for _, _, labels in folds for k in labels})
+    for ax, (name, embeddings, labels) in zip(axes.flat, folds):
+        if len(embeddings) >= 4:
+            perplexity = float(min(30, max(2, (len(embeddings) - 1) / 3)))
+            points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(embeddings)
+        else:  # too few clips to map: show them on a line
+            points = np.stack([np.arange(len(embeddings)), np.zeros(len(embeddings))], axis=1)
+        for k in present:
+            rows_k = labels == k
+            ax.scatter(points[rows_k, 0], points[rows_k, 1], s=16, color=cmap(k % cmap.N))
+        ax.set_title(f"{name} ({len(labels)} test clips)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[len(folds):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=cmap(k % cmap.N), label=names[k]) for k in present]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 8), fontsize=8, frameon=False)
+    fig.suptitle("t-SNE of each fold's test embeddings (its own model; colour: true class)", fontsize=10)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

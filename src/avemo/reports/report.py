@@ -30,6 +30,7 @@ def evaluate_run(run: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{run}: no config.json; is this a folder written by avemo train?")
     config = json.loads(config_path.read_text())
     classes: list[int] = config["classes"]
+    names: list[str] = config.get("class_names", list(EMOTIONS))  # runs of 0.1.0 knew emotions only
     folds = sorted((p.parent for p in run.glob("fold_*/predictions.npz")), key=lambda d: int(d.name.split("_")[1]))
     folds += [p.parent for p in run.glob("random_clips/predictions.npz")]
     planned = [f["name"] for f in json.loads((run / "splits.json").read_text())] if (run / "splits.json").exists() else []
@@ -37,35 +38,36 @@ def evaluate_run(run: Path) -> dict[str, Any]:
     if not folds:
         raise FileNotFoundError(f"{run}: no trained fold (fold_*/predictions.npz); run avemo train first")
     per_fold: dict[str, list[dict[str, Any]]] = {"classifier": [], "centroid": []}
-    pooled: dict[str, list[np.ndarray]] = {"labels": [], "classifier": [], "centroid": [], "embeddings": []}
-    names = []
+    pooled: dict[str, list[np.ndarray]] = {"labels": [], "classifier": [], "centroid": []}
+    fold_names, embeddings = [], []
     for fold in folds:
         p = _load_predictions(fold / "predictions.npz")
-        names.append(fold.name)
+        fold_names.append(fold.name)
         for head in ("classifier", "centroid"):
             per_fold[head].append({"fold": fold.name, "test_actors": sorted(set(p["actors"].tolist())),
                                    "clips": int(len(p["labels"])),
-                                   **fold_metrics(p["labels"], p[f"{head}_pred"], classes)})
+                                   **fold_metrics(p["labels"], p[f"{head}_pred"], classes, names)})
             pooled[head].append(p[f"{head}_pred"])
         pooled["labels"].append(p["labels"])
-        pooled["embeddings"].append(p["embeddings"])
+        embeddings.append((fold.name, p["embeddings"], p["labels"]))
     primary = "classifier" if config["train"]["loss"] != "triplet" else "centroid"
     labels = np.concatenate(pooled["labels"])
     report = {
         "run": str(run), "dataset": config["dataset"], "protocol": config["train"]["protocol"],
         "loss": config["train"]["loss"], "modality": config["train"]["model"]["modality"],
         "cross_attention": config["train"]["model"]["cross_attention"], "primary_head": primary,
-        "folds": names, "missing_folds": missing, "classes": [EMOTIONS[k] for k in classes],
+        "folds": fold_names, "missing_folds": missing, "classes": [names[k] for k in classes],
+        "speakers_known": config.get("speakers_known", True),
         "heads": {head: {"per_fold": per_fold[head], "mean_std": summarise(per_fold[head]),
-                         "pooled": fold_metrics(labels, np.concatenate(pooled[head]), classes)}
+                         "pooled": fold_metrics(labels, np.concatenate(pooled[head]), classes, names)}
                   for head in ("classifier", "centroid")},
     }
     if config["train"]["loss"] == "triplet":
         report["heads"]["classifier"]["note"] = "untrained: the triplet loss does not train the classifier head"
-    plot_confusion(labels, np.concatenate(pooled[primary]), classes, run / "confusion.png",
-                   f"{primary} predictions, test actors of {len(names)} fold(s)")
-    plot_embeddings(np.concatenate(pooled["embeddings"]), labels, run / "embedding.png",
-                    "t-SNE of test embeddings (true emotion)")
+    heads = [primary] + [h for h in ("classifier", "centroid") if h != primary and config["train"]["loss"] != "triplet"]
+    plot_confusion(labels, {h: np.concatenate(pooled[h]) for h in heads}, classes, names, run / "confusion.png",
+                   f"test speakers of {len(fold_names)} fold(s), {len(labels)} clips")
+    plot_embeddings(embeddings, names, run / "embedding.png")
     (run / "report.json").write_text(json.dumps(report, indent=1))
     (run / "report.md").write_text(markdown(report))
     return report
@@ -80,6 +82,10 @@ def markdown(report: dict[str, Any]) -> str:
     if report["missing_folds"]:
         lines += [f"**Incomplete run: folds {', '.join(report['missing_folds'])} are not trained; the means cover "
                   f"{len(report['folds'])} fold(s).**", ""]
+    if not report.get("speakers_known", True):
+        lines += ["**Speakers unknown: every clip was its own speaker, so the folds split clips, not speakers; a "
+                  "speaker may appear in training and test (give --speaker-pattern or a manifest's speaker "
+                  "column for speaker-independent results).**", ""]
     if report["protocol"] != "actors":
         lines += ["**Random clip split (the seed's protocol): actors appear in training and test; not comparable "
                   "with actor-independent results.**", ""]
