@@ -346,6 +346,7 @@ def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
 
 def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> None:
     from avemo.cache import CacheError
+    from avemo.files import LockedError
     from avemo.fusion.model import FusionModel, count_parameters, flops_per_clip
     from avemo.fusion.runs import train_run
 
@@ -377,7 +378,7 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
 
         try:
             results = train_run(cache, run, config, resume=resume, on_fold=on_fold, on_epoch=on_epoch)
-        except (OSError, CacheError, ValueError) as err:
+        except (OSError, CacheError, ValueError, LockedError) as err:
             progress.stop()
             fail(_one_line(err))
     table = Table(title=f"avemo train {run}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 from pathlib import Path
 
 
@@ -25,3 +27,62 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class LockedError(RuntimeError):
+    """Another live process holds a folder's lock; the message names the folder and the process."""
+
+
+class FolderLock:
+    """An exclusive lock on a folder for one process at a time (``with FolderLock(path, "training"):``).
+
+    The kernel's ``flock`` decides who holds it, so a lock whose holder died (kill -9, power loss) is free
+    again and simply taken over; the file also records the holder's PID and host, so a refusal can name them.
+    """
+
+    def __init__(self, path: Path, doing: str) -> None:
+        self.path, self.doing = path, doing
+        self._fd: int | None = None
+
+    def _holder(self, fd: int) -> str:
+        try:
+            text = os.pread(fd, 200, 0).decode(errors="replace").split()
+        except OSError:
+            text = []
+        pid = text[0] if text else "unknown"
+        return f"process {pid}" + (f" on {text[1]}" if len(text) > 1 and text[1] != socket.gethostname() else "")
+
+    def acquire(self) -> None:
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._holder(fd)
+                os.close(fd)
+                raise LockedError(f"{self.path.parent}: {holder} is {self.doing} it now; wait for it to finish "
+                                  f"or stop it (its lock is {self.path.name})") from None
+            try:  # a holder that released between our open and flock unlinked the file we locked: retry
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+                self._fd = fd
+                return
+            os.close(fd)
+        raise LockedError(f"{self.path}: the lock keeps changing hands; try again")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to vanish
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()

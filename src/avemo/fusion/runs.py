@@ -11,10 +11,14 @@ from typing import Callable
 import torch
 
 from avemo.distributed import World, join, leave
+from avemo.files import FolderLock
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, RANDOM_CLIPS, Fold, actor_folds, folds_from_groups,
                                  random_clip_split, write_splits)
 from avemo.fusion.train import FoldResult, TrainConfig, train_fold
+
+
+LOCK_NAME = "train.lock"  # held by the process training the run (see avemo.files.FolderLock)
 
 
 def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
@@ -77,18 +81,27 @@ def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world:
     config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
                                            video_positions=positions, audio_channels=data.audio.shape[2]))
     folds = make_folds(data, config)
-    if world.main:
-        _prepare_run(run, config, data, cache, folds, resume)
-    world.barrier()
-    results = []
-    for fold in world.shard(folds):
-        if on_fold is not None:
-            on_fold(fold)
-        results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
-    if world.size == 1:
-        return results
-    by_name = {r.name: r for part in world.gather(results) for r in part}
-    return [by_name[fold.name] for fold in folds]
+    # Rank 0 alone locks the run: the other ranks are its own helpers, started with it and stopped with it.
+    lock = FolderLock(run / LOCK_NAME, "training") if world.main else None
+    if lock is not None:
+        run.mkdir(parents=True, exist_ok=True)
+        lock.acquire()  # before anything is checked or written, so a second trainer refuses naming the first
+    try:
+        if world.main:
+            _prepare_run(run, config, data, cache, folds, resume)
+        world.barrier()
+        results = []
+        for fold in world.shard(folds):
+            if on_fold is not None:
+                on_fold(fold)
+            results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
+        if world.size == 1:
+            return results
+        by_name = {r.name: r for part in world.gather(results) for r in part}
+        return [by_name[fold.name] for fold in folds]
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _prepare_run(run: Path, config: TrainConfig, data: FeatureSet, cache: Path, folds: list[Fold],
