@@ -120,6 +120,7 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
     from avemo.engines.graphs import EngineError
     from avemo.engines.weights import WeightsError
     from avemo.extract import run_extract
+    from avemo.files import atomic_write
 
     cache = config.cache
     warnings.showwarning = _loud_warning
@@ -149,11 +150,14 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         console.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
         for path in summary.no_face[:SHOW_PER_REASON]:
             console.print(f"  {escape(str(path))}", highlight=False, soft_wrap=True)
-    (cache / "report.json").write_text(json.dumps({
-        "skipped": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.skipped],
-        "failed": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.failed],
-        "no_face": [str(p) for p in summary.no_face],
-    }, indent=1))
+    try:  # atomic: a full disk must not leave half a report (nor a traceback)
+        atomic_write(cache / "report.json", json.dumps({
+            "skipped": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.skipped],
+            "failed": [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in summary.failed],
+            "no_face": [str(p) for p in summary.no_face],
+        }, indent=1).encode())
+    except OSError as err:
+        fail(_one_line(err))
     table = Table(title="avemo extract", show_header=False)
     rows = [
         ("clips found", summary.found), ("already cached", summary.cached_before),
@@ -274,7 +278,7 @@ def export(
 
         try:
             plans = build_engines(paths, torch.device("cuda"), opt_batch=opt_batch)
-        except EngineError as err:
+        except (EngineError, OSError) as err:  # OSError: e.g. a full disk while writing the engine
             fail(_one_line(err))
         for plan in plans:
             console.print(f"TensorRT engine {plan}", highlight=False)

@@ -8,6 +8,7 @@ reported and skipped; finished entries are skipped on the next run, so a killed 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from avemo.cache import CacheError, FeatureCache
 from avemo.distributed import World, join, leave
+from avemo.files import DiskFullError
 from avemo.pipeline.face import face_settings
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
 from avemo.engines.runtime import Backend, create_backend, resolve_device
@@ -116,7 +118,8 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     """Fill ``config.cache`` with features of every usable clip under ``config.data``.
 
     Raises ``FileNotFoundError``, ``WeightsError``, ``CacheError`` or ``RuntimeError`` for a set-up that
-    cannot work; bad clips never raise, they end up in ``summary.failed``.
+    cannot work, and ``DiskFullError`` (naming the cache) when the disk fills; bad clips never raise, they end
+    up in ``summary.failed``.
 
     Under torchrun every rank takes its own fixed share of the clips (:meth:`World.shard`) on its own device
     and writes its own entries; rank 0 creates the cache first, and once all ranks are done it writes the
@@ -220,6 +223,7 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
 
     # One thread turns batch N+1 into backbone inputs (DALI decoding, GPU spectrograms) while this one runs the
     # backbones on batch N; both mostly wait on native code that releases the GIL.
+    full = False
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="avemo-inputs") as pool:
             pending: Future | None = None
@@ -232,9 +236,18 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
                 pending = upcoming
             if pending is not None:
                 consume(pending.result())
+    except DiskFullError as err:
+        # Stop at once: every later entry would fail the same way. Finished entries are whole (atomic writes)
+        # and the temporary file is gone, so the same command resumes once there is space.
+        full = True
+        entries = len(cache.scan()[0])
+        with contextlib.suppress(DiskFullError):  # the index is a summary the next run rewrites
+            cache.write_index()
+        raise DiskFullError(err.errno, f"{err.reason} after {entries} entries; free space and run the same "
+                            "command to resume", str(config.cache)) from None
     finally:
         summary.seconds = time.perf_counter() - start
-        if world.size == 1:
+        if world.size == 1 and not full:
             summary.entries = len(cache.write_index())
     if world.size > 1:  # reached by every rank, or by none (torchrun stops the others when one dies)
         summary = merge(world.gather(summary))

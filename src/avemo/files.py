@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import socket
 from pathlib import Path
 
 
+# Errors that mean "this filesystem takes no more": retrying the next file would only fail again.
+FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "the file system is read-only"}
+
+
+class DiskFullError(OSError):
+    """No space, no quota left or a read-only filesystem while writing ``filename``; nothing half-written stays.
+
+    ``strerror`` says what happened and what to do; callers that know more (how many entries are whole, which
+    command resumes) raise their own with a better hint.
+    """
+
+    @property
+    def reason(self) -> str:
+        return FULL.get(self.errno, "cannot write")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part."""
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
+
+    Whatever stops it (a full disk, Ctrl-C) removes the temporary file; a full disk, an exhausted quota or a
+    read-only filesystem raise :class:`DiskFullError`.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):  # on a read-only filesystem there may be nothing to remove
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in FULL:
+            raise DiskFullError(err.errno, f"{FULL[err.errno]} while writing it; free space and run the same "
+                                "command again", str(path)) from None
+        raise
 
 
 def pid_alive(pid: int) -> bool:

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from avemo.distributed import World, join, leave
-from avemo.files import FolderLock
+from avemo.files import DiskFullError, FolderLock, atomic_write
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, RANDOM_CLIPS, Fold, actor_folds, folds_from_groups,
                                  random_clip_split, write_splits)
@@ -54,7 +54,7 @@ def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Pa
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(record)):
             raise ValueError(f"{run}: holds a run with other settings or another cache; choose a new --run folder")
-    path.write_text(json.dumps(record, indent=1))
+    atomic_write(path, json.dumps(record, indent=1).encode())
 
 
 def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
@@ -94,7 +94,11 @@ def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world:
         for fold in world.shard(folds):
             if on_fold is not None:
                 on_fold(fold)
-            results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
+            try:
+                results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
+            except DiskFullError as err:  # the last whole checkpoint is kept: --resume continues from it
+                raise DiskFullError(err.errno, f"{err.reason} while writing it; free space and run the same "
+                                    "avemo train command with --resume to continue", err.filename) from None
         if world.size == 1:
             return results
         by_name = {r.name: r for part in world.gather(results) for r in part}
@@ -115,7 +119,7 @@ def _prepare_run(run: Path, config: TrainConfig, data: FeatureSet, cache: Path, 
         before = splits.read_text()
         write_splits(splits, folds, data.clip_ids)
         if splits.read_text() != before:
-            splits.write_text(before)
+            atomic_write(splits, before.encode())
             raise ValueError(f"{run}: the cache's clips changed since this run started, so its folds would too; "
                              "start a new --run")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,15 @@ from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from avemo.emotions import EMOTIONS  # noqa: E402
+from avemo.files import atomic_write  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    """A PNG written whole or not at all (a full disk must not leave half a picture)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format="png")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
 
 
 def plot_confusion(labels: np.ndarray, pred: np.ndarray, classes: list[int], path: Path, title: str) -> None:
@@ -32,8 +42,7 @@ def plot_confusion(labels: np.ndarray, pred: np.ndarray, classes: list[int], pat
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, path: Path, title: str, seed: int = 0) -> None:
@@ -50,5 +59,4 @@ def plot_embeddings(embeddings: np.ndarray, labels: np.ndarray, path: Path, titl
     ax.set_yticks([])
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from avemo.emotions import EMOTIONS
+from avemo.files import atomic_write
 from avemo.reports.metrics import fold_metrics, summarise
 from avemo.reports.plots import plot_confusion, plot_embeddings
 
@@ -66,8 +67,8 @@ def evaluate_run(run: Path) -> dict[str, Any]:
                    f"{primary} predictions, test actors of {len(names)} fold(s)")
     plot_embeddings(np.concatenate(pooled["embeddings"]), labels, run / "embedding.png",
                     "t-SNE of test embeddings (true emotion)")
-    (run / "report.json").write_text(json.dumps(report, indent=1))
-    (run / "report.md").write_text(markdown(report))
+    atomic_write(run / "report.json", json.dumps(report, indent=1).encode())
+    atomic_write(run / "report.md", markdown(report).encode())
     return report
 
 
