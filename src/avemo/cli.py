@@ -146,6 +146,10 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
             fail(_one_line(err))
     _report_skips("skipped", summary.skipped)
     _report_skips("failed", summary.failed)
+    if summary.damaged:
+        console.print(f"[yellow]damaged entries extracted again[/]: {len(summary.damaged)}", highlight=False)
+        for path, reason in summary.damaged:
+            console.print(f"  {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)
     if summary.no_face:
         console.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
         for path in summary.no_face[:SHOW_PER_REASON]:
@@ -163,6 +167,7 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         ("clips found", summary.found), ("already cached", summary.cached_before),
         *([("processes (torchrun ranks)", summary.ranks)] if summary.ranks > 1 else []),
         ("extracted now", summary.written), ("failed", len(summary.failed)),
+        *([("damaged entries extracted again", len(summary.damaged))] if summary.damaged else []),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
         *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == "face" else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
@@ -291,8 +296,10 @@ def export(
 def inspect(
     cache: Annotated[Path, typer.Argument(help="Feature cache folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Read every entry and check its checksum (exit 1 if one "
+                                         "is damaged).")] = False,
 ) -> None:
-    """Describe a feature cache: entries, shapes, fingerprint, actors and emotions."""
+    """Describe a feature cache: entries, shapes, fingerprint, actors and emotions; damaged entries by name."""
     from avemo.cache import CacheError, FeatureCache
 
     try:
@@ -311,14 +318,24 @@ def inspect(
         "actors": {str(k): v for k, v in sorted(Counter(e["actor"] for e in entries).items())},
         "emotions": dict(sorted(Counter(e["emotion"] for e in entries).items())),
         "broken_entries": [str(p) for p in broken],
+        **store.health(broken, verify),
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
+        if verify and info["damaged_entries"]:
+            raise typer.Exit(1)
         return
     table = Table(title=f"avemo cache {cache}", show_header=False)
     for key, value in info.items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
+    for item in info["damaged_entries"]:
+        console.print(f"[red]damaged[/] {escape(item['entry'])}: {escape(item['reason'])}", highlight=False,
+                      soft_wrap=True)
+    if info["damaged_entries"]:
+        console.print(f"the avemo extract command that made {cache} extracts them again", highlight=False)
+    if verify and info["damaged_entries"]:
+        raise typer.Exit(1)
 
 
 def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
@@ -348,7 +365,7 @@ def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
         fail(f"{config_file or 'options'}: {err}")
 
 
-def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> None:
+def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool, skip_damaged: bool = False) -> None:
     from avemo.cache import CacheError
     from avemo.files import LockedError
     from avemo.fusion.model import FusionModel, count_parameters, flops_per_clip
@@ -357,7 +374,7 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
     warnings.showwarning = _loud_warning
     if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
-            train_run(cache, run, config, resume=resume)
+            train_run(cache, run, config, resume=resume, skip_damaged=skip_damaged)
         except (OSError, CacheError, ValueError, RuntimeError) as err:  # RuntimeError: rank 0 stopped first
             fail(f"rank {launched_rank()}: {_one_line(err)}")
         return
@@ -381,7 +398,8 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
                             + f" | loss {metrics['train/loss']:.3f} val UAR {metrics['val/uar']:.3f}")
 
         try:
-            results = train_run(cache, run, config, resume=resume, on_fold=on_fold, on_epoch=on_epoch)
+            results = train_run(cache, run, config, resume=resume, on_fold=on_fold, on_epoch=on_epoch,
+                                skip_damaged=skip_damaged)
         except (OSError, CacheError, ValueError, LockedError) as err:
             progress.stop()
             fail(_one_line(err))
@@ -411,6 +429,9 @@ def train(
     dim: Annotated[Optional[int], typer.Option(help="Model width after the input projections (default 256).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoints.")] = False,
+    skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Train without cache entries whose checksum "
+                                               "fails (named, and listed in the run's config.json) instead of "
+                                               "refusing; avemo extract rebuilds them.")] = False,
 ) -> None:
     """Train the attention fusion model on cached features, fold by fold (actor-independent)."""
     try:
@@ -420,7 +441,7 @@ def train(
     settings = _train_config(config, {"folds": chosen, "n_folds": n_folds, "epochs": epochs, "batch_size": batch_size,
                                       "lr": lr, "loss": loss, "protocol": protocol, "modality": modality,
                                       "cross_attention": cross_attention, "dim": dim, "seed": seed})
-    _run_training(cache, run, settings, resume)
+    _run_training(cache, run, settings, resume, skip_damaged)
     if launched_rank() == 0:
         console.print(f"checkpoints and predictions in {run}; next: [bold]avemo evaluate {run}[/]")
 

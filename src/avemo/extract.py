@@ -18,7 +18,8 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from avemo.cache import CacheError, FeatureCache
+from avemo.cache import DAMAGED, CacheError, FeatureCache
+from avemo.cache.store import SUFFIX
 from avemo.distributed import World, join, leave
 from avemo.files import DiskFullError
 from avemo.pipeline.face import face_settings
@@ -62,6 +63,7 @@ class ExtractSummary:
     failed: list[Skipped] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # by discovery
     no_face: list[Path] = field(default_factory=list)  # --crop face found no face: centre crop used
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # cached entries that failed verification: rebuilt
     seconds: float = 0.0
     setup_seconds: float = 0.0  # discovery, weights, cache check: before the first clip
     decode_seconds: float = 0.0  # summed over clips, in the workers
@@ -163,8 +165,14 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
                          f"{video_net.normalization.name} input), audio resnet18 ({audio_info.release} weights)")
 
     mine = world.shard(found.clips)
-    todo = [c for c in mine if not cache.has(c.clip_id)]
-    summary.cached_before = len(mine) - len(todo)
+    cached = [c.clip_id for c in mine if cache.has(c.clip_id)]
+    # Every resume reads its cached entries whole and checks their checksums (a few seconds for RAVDESS, see
+    # benchmarks/RESULTS.md): a damaged entry is extracted again, never kept.
+    summary.damaged = [(check.path, check.reason) for check in cache.verify(cached) if check.status == DAMAGED]
+    rebuild = {path.name[: -len(SUFFIX)] for path, _ in summary.damaged}
+    done = set(cached) - rebuild
+    todo = [c for c in mine if c.clip_id not in done]
+    summary.cached_before = len(done)
     summary.setup_seconds = time.perf_counter() - start
     if on_start is not None:
         on_start(len(todo), summary)
@@ -265,6 +273,7 @@ def merge(parts: list[ExtractSummary]) -> ExtractSummary:
         total.written += part.written
         total.failed += part.failed
         total.no_face += part.no_face
+        total.damaged += part.damaged
         total.decode_seconds += part.decode_seconds
         total.backbone_seconds += part.backbone_seconds
         total.seconds = max(total.seconds, part.seconds)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from avemo.cache import CacheError, FeatureCache
+from avemo.cache import CacheError, DamagedEntryError, FeatureCache
 from avemo.emotions import EMOTIONS
 
 
@@ -22,6 +22,7 @@ class FeatureSet:
     clip_ids: list[str]
     dataset: str
     manifest: dict[str, Any]  # of the cache: fingerprint and what it was computed from
+    skipped_damaged: list[str] = field(default_factory=list)  # entries left out (--skip-damaged), with reasons
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -32,19 +33,36 @@ class FeatureSet:
         return sorted(set(self.labels.tolist()))
 
     @classmethod
-    def load(cls, root: Path) -> FeatureSet:
-        """Read every valid entry of the cache at ``root``; refuse an empty cache or mixed datasets."""
+    def load(cls, root: Path, skip_damaged: bool = False) -> FeatureSet:
+        """Read and verify every valid entry of the cache at ``root``; refuse an empty cache or mixed datasets.
+
+        An entry whose checksum fails is refused, naming it (``avemo extract`` rebuilds it), or left out with
+        ``skip_damaged`` (listed in ``skipped_damaged``); nothing damaged is ever trained on.
+        """
         cache = FeatureCache.open(root)
         entries, _ = cache.scan()
+        features, damaged, kept = [], [], []
+        for entry in entries:
+            try:
+                features.append(cache.read(entry["clip_id"], verify=True))
+                kept.append(entry)
+            except DamagedEntryError as err:
+                damaged.append(f"{entry['clip_id']} ({str(err).split(': ', 1)[-1]})")
+        if damaged and not skip_damaged:
+            named = ", ".join(damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
+            raise CacheError(f"{root}: {len(damaged)} damaged entr{'y' if len(damaged) == 1 else 'ies'}: {named}; "
+                             f"run the avemo extract command that made the cache (avemo extract DATA --cache {root} "
+                             "...) to rebuild them, or pass --skip-damaged to train without them")
+        entries = kept
         if not entries:
             raise CacheError(f"{root}: the cache holds no entries; run avemo extract first")
         datasets = {e["dataset"] for e in entries}
         if len(datasets) != 1:
             raise CacheError(f"{root}: the cache mixes datasets {sorted(datasets)}; train on one at a time")
-        videos, audios = zip(*(cache.read(e["clip_id"]) for e in entries))
+        videos, audios = zip(*features)
         return cls(
             video=torch.stack(videos), audio=torch.stack(audios),
             labels=torch.tensor([EMOTIONS.index(e["emotion"]) for e in entries]),
             actors=np.array([e["actor"] for e in entries]), clip_ids=[e["clip_id"] for e in entries],
-            dataset=datasets.pop(), manifest=cache.manifest,
+            dataset=datasets.pop(), manifest=cache.manifest, skipped_damaged=damaged,
         )

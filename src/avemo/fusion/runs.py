@@ -49,6 +49,8 @@ def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Pa
     record = {"train": config.to_dict(), "cache": str(cache), "dataset": data.dataset,
               "cache_fingerprint": data.manifest["fingerprint"], "cache_inputs": data.manifest["inputs"],
               "cache_dtype": data.manifest["dtype"], "classes": data.classes}
+    if data.skipped_damaged:  # --skip-damaged: the run says which clips it never saw
+        record["skipped_damaged_entries"] = data.skipped_damaged
     path = run / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -59,8 +61,12 @@ def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Pa
 
 def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
               on_fold: Callable[[Fold], None] | None = None,
-              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[FoldResult]:
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+              skip_damaged: bool = False) -> list[FoldResult]:
     """Load the cache once, then train every selected fold into ``run/<fold>/``.
+
+    A cache with damaged entries (checksum mismatch) is refused, or with ``skip_damaged`` trained without
+    them (named in a warning and in the run's ``config.json``).
 
     Under torchrun the folds are spread over the ranks (each trains its share, every N-th fold, start to
     finish, exactly as one process would: same seed, same batches) and every rank returns all folds' results;
@@ -68,15 +74,18 @@ def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
     """
     world = join(torch.device("cpu"))
     try:
-        return _train_run(cache, run, config, resume, world, on_fold, on_epoch)
+        return _train_run(cache, run, config, resume, world, on_fold, on_epoch, skip_damaged)
     finally:
         leave(world)
 
 
 def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world: World,
                on_fold: Callable[[Fold], None] | None,
-               on_epoch: Callable[[int, dict[str, float]], None] | None) -> list[FoldResult]:
-    data = FeatureSet.load(cache)
+               on_epoch: Callable[[int, dict[str, float]], None] | None, skip_damaged: bool = False) -> list[FoldResult]:
+    data = FeatureSet.load(cache, skip_damaged=skip_damaged)
+    if data.skipped_damaged and world.main:
+        warnings.warn(f"{cache}: training without {len(data.skipped_damaged)} damaged entries (--skip-damaged): "
+                      f"{', '.join(data.skipped_damaged[:5])}", UserWarning, stacklevel=2)
     snippets, channels, positions = data.video.shape[1:]
     config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
                                            video_positions=positions, audio_channels=data.audio.shape[2]))
