@@ -81,7 +81,8 @@ def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
 
 def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world: World,
                on_fold: Callable[[Fold], None] | None,
-               on_epoch: Callable[[int, dict[str, float]], None] | None, skip_damaged: bool = False) -> list[FoldResult]:
+               on_epoch: Callable[[int, dict[str, float]], None] | None,
+               skip_damaged: bool = False) -> list[FoldResult]:
     data = FeatureSet.load(cache, skip_damaged=skip_damaged)
     if data.skipped_damaged and world.main:
         warnings.warn(f"{cache}: training without {len(data.skipped_damaged)} damaged entries (--skip-damaged): "
