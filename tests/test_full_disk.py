@@ -101,3 +101,15 @@ def test_evaluate_on_a_read_only_run_says_so_in_one_line(fusion_cache, tmp_path,
     assert result.exit_code == 2, result.output
     assert "the file system is read-only" in " ".join(result.output.split()) and "Traceback" not in result.output
     assert debris(run) == [] and not (run / "confusion.png").exists()
+
+
+def test_export_on_a_full_disk_says_so_in_one_line_and_leaves_no_temporary(tmp_path, monkeypatch):
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip install 'avemo[onnx]')")
+    fill_disk(monkeypatch, ".onnx", after=0)
+    result = runner.invoke(app, ["export", "--engines", str(tmp_path / "engines"), "--video-arch", "r3d10",
+                                 "--size", "32", "--max-batch", "4"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert ".onnx: no space left on the device while writing it; free space and run the same command again" in text
+    assert "Traceback" not in result.output and debris(tmp_path) == []
+    assert not list((tmp_path / "engines").glob("*.onnx"))
