@@ -68,7 +68,9 @@ class FolderLock:
     """An exclusive lock on a folder for one process at a time (``with FolderLock(path, "training"):``).
 
     The kernel's ``flock`` decides who holds it, so a lock whose holder died (kill -9, power loss) is free
-    again and simply taken over; the file also records the holder's PID and host, so a refusal can name them.
+    again and simply taken over (a recorded PID could have been reused by then); the file also records the
+    holder's PID and host, so a refusal can name them. Where the filesystem has no ``flock``, the recorded PID
+    decides, as for the cache's temporaries (:func:`pid_alive`).
     """
 
     def __init__(self, path: Path, doing: str) -> None:
@@ -80,8 +82,7 @@ class FolderLock:
             text = os.pread(fd, 200, 0).decode(errors="replace").split()
         except OSError:
             text = []
-        pid = text[0] if text else "unknown"
-        return f"process {pid}" + (f" on {text[1]}" if len(text) > 1 and text[1] != socket.gethostname() else "")
+        return self._holder_text(text)
 
     def acquire(self) -> None:
         for _ in range(10):
@@ -91,8 +92,10 @@ class FolderLock:
             except BlockingIOError:
                 holder = self._holder(fd)
                 os.close(fd)
-                raise LockedError(f"{self.path.parent}: {holder} is {self.doing} it now; wait for it to finish "
-                                  f"or stop it (its lock is {self.path.name})") from None
+                raise self._refusal(holder) from None
+            except OSError:  # a filesystem without flock (some network mounts): trust the recorded PID instead
+                self._pid_only(fd)
+                return
             try:  # a holder that released between our open and flock unlinked the file we locked: retry
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -104,6 +107,28 @@ class FolderLock:
                 return
             os.close(fd)
         raise LockedError(f"{self.path}: the lock keeps changing hands; try again")
+
+    def _refusal(self, holder: str) -> LockedError:
+        return LockedError(f"{self.path.parent}: {holder} is {self.doing} it now; wait for it to finish or stop it "
+                           f"(its lock is {self.path.name})")
+
+    def _pid_only(self, fd: int) -> None:
+        """Best effort where flock is missing: refuse while the recorded process runs here, else take over."""
+        text = os.pread(fd, 200, 0).decode(errors="replace").split()
+        pid = int(text[0]) if text and text[0].isdigit() else None
+        elsewhere = len(text) > 1 and text[1] != socket.gethostname()  # its liveness cannot be checked from here
+        if pid is not None and pid != os.getpid() and (elsewhere or pid_alive(pid)):
+            os.close(fd)
+            gone = f"; if it is gone, delete {self.path}" if elsewhere else ""
+            raise LockedError(str(self._refusal(self._holder_text(text))) + gone)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+
+    @staticmethod
+    def _holder_text(text: list[str]) -> str:
+        pid = text[0] if text else "unknown"
+        return f"process {pid}" + (f" on {text[1]}" if len(text) > 1 and text[1] != socket.gethostname() else "")
 
     def release(self) -> None:
         if self._fd is not None:

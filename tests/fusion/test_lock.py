@@ -49,3 +49,23 @@ def test_lock_is_exclusive_within_one_machine_and_free_after_release(tmp_path):
             FolderLock(tmp_path / "x.lock", "training").acquire()
     with FolderLock(tmp_path / "x.lock", "training"):
         pass
+
+
+def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_flock(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    lock = tmp_path / "x.lock"
+    lock.write_text(f"{os.getppid()} {__import__('socket').gethostname()}\n")  # a live process here
+    with pytest.raises(LockedError, match=f"process {os.getppid()} is training it now"):
+        FolderLock(lock, "training").acquire()
+    lock.write_text("999999999\n")  # a dead one: taken over
+    with FolderLock(lock, "training"):
+        assert lock.read_text().split()[0] == str(os.getpid())
+    lock.write_text("12 otherhost\n")  # another machine's: cannot be checked, so refused with the remedy
+    with pytest.raises(LockedError, match=f"process 12 on otherhost .*if it is gone, delete {lock}"):
+        FolderLock(lock, "training").acquire()

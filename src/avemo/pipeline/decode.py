@@ -229,6 +229,9 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
             raise ClipError(audio_path, "empty soundtrack", "the WAV holds no samples")
     else:
         raise ClipError(path, "empty soundtrack", "the audio track holds no samples")
+    if video_frames and keep_pts is not None and not kept:
+        # The frames' times matched none of the packets' (an odd muxer): decode again keeping every frame.
+        return decode_clip(path, video, sample_rate, audio_path)
     frames_arr, kept_arr = None, None
     if video_frames:
         rank = np.empty(len(order), dtype=np.int64)
