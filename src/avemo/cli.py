@@ -249,6 +249,10 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
             fail(str(error), code=1)
     _report_skips("skipped", summary.skipped)
     _report_skips("failed", summary.failed)
+    if summary.damaged:
+        err.print(f"[yellow]damaged entries extracted again[/]: {len(summary.damaged)}", highlight=False)
+        for path, reason in summary.damaged:
+            err.print(f"  {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)
     if summary.no_face:
         err.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
         for path in summary.no_face[:SHOW_PER_REASON]:
@@ -258,6 +262,7 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         ("clips found", summary.found), ("already cached", summary.cached_before),
         *([("processes (torchrun ranks)", summary.ranks)] if summary.ranks > 1 else []),
         ("extracted now", summary.written), ("failed", len(summary.failed)),
+        *([("damaged entries extracted again", len(summary.damaged))] if summary.damaged else []),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
         *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == Crop.face else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
@@ -416,8 +421,11 @@ class _nothing:
 def inspect(
     cache: Annotated[Path, typer.Argument(metavar="CACHE", help="Feature cache folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Read every entry and check its checksum (exit 1 if one "
+                                         "is damaged).")] = False,
 ) -> None:
-    """Describe a feature cache: what made its features, entries, shapes, actors and emotions."""
+    """Describe a feature cache: what made its features, entries, shapes, actors and emotions;
+    damaged entries by name."""
     from avemo.cache import FeatureCache
 
     store = FeatureCache.open(cache)
@@ -436,9 +444,12 @@ def inspect(
         "actors": {str(k): v for k, v in sorted(Counter(e["actor"] for e in entries).items())},
         "emotions": dict(sorted(Counter(e["emotion"] for e in entries).items())),
         "broken_entries": [str(p) for p in broken],
+        **store.health(broken, verify),
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
+        if verify and info["damaged_entries"]:
+            raise typer.Exit(1)
         return
     table = Table(title=f"avemo cache {escape(str(cache))}", show_header=False)
     random_ = {"video weights": spec.video_backbone.weights.random, "audio weights": spec.audio_backbone.weights.random}
@@ -452,6 +463,13 @@ def inspect(
     table.add_row("broken entries", escape(", ".join(Path(p).name for p in info["broken_entries"][:10]) or "none")
                   + (f" and {len(broken) - 10} more" if len(broken) > 10 else ""))
     out.print(table)
+    for item in info["damaged_entries"]:
+        err.print(f"[red]damaged[/] {escape(item['entry'])}: {escape(item['reason'])}", highlight=False,
+                  soft_wrap=True)
+    if info["damaged_entries"]:
+        note(f"the avemo extract command that made {cache} extracts them again")
+    if verify and info["damaged_entries"]:
+        raise typer.Exit(1)
 
 
 def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
@@ -479,13 +497,13 @@ def _train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
         fail(f"{config_file or 'options'}: {error}")
 
 
-def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> None:
+def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool, skip_damaged: bool = False) -> None:
     from avemo.fusion.model import FusionModel, count_parameters, flops_per_clip
     from avemo.fusion.runs import train_run
 
     if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
-            train_run(cache, run, config, resume=resume)
+            train_run(cache, run, config, resume=resume, skip_damaged=skip_damaged)
         except (AvemoError, OSError, ValueError, RuntimeError) as error:  # RuntimeError: rank 0 stopped first
             fail(f"rank {launched_rank()}: {_one_line(error)}")
         return
@@ -507,7 +525,7 @@ def _run_training(cache: Path, run: Path, config: TrainConfig, resume: bool) -> 
 
         try:
             results = train_run(cache, run, config, resume=resume, on_start=on_start, on_fold=on_fold,
-                                on_epoch=on_epoch)
+                                on_epoch=on_epoch, skip_damaged=skip_damaged)
         except ValueError as error:
             fail(_one_line(error))
     table = Table(title=f"avemo train {escape(str(run))}")
@@ -543,6 +561,9 @@ def train(
     dim: Annotated[Optional[int], typer.Option(help="Model width after the input projections.", show_default="256")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.", show_default=_default(TrainConfig.seed))] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoints.")] = False,
+    skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Train without cache entries whose checksum "
+                                               "fails (named, and listed in the run's config.json) instead of "
+                                               "refusing; avemo extract rebuilds them.")] = False,
 ) -> None:
     """Train the attention fusion model on cached features, fold by fold (actor-independent)."""
     try:
@@ -555,7 +576,7 @@ def train(
         "modality": modality.value if modality else None, "cross_attention": cross_attention, "dim": dim, "seed": seed})
     if not (cache / "manifest.json").is_file():
         fail(f"{cache}: not an avemo feature cache (no manifest.json); create one with avemo extract")
-    _run_training(cache, run, settings_, resume)
+    _run_training(cache, run, settings_, resume, skip_damaged)
     if launched_rank() == 0:
         note(f"checkpoints and predictions in {run}; next: avemo evaluate {run}")
 

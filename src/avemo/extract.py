@@ -8,6 +8,7 @@ reported and skipped; finished entries are skipped on the next run, so a killed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,10 +19,12 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from avemo.cache import CacheError, FeatureCache
+from avemo.cache import DAMAGED, CacheError, FeatureCache
+from avemo.cache.store import SUFFIX
 from avemo.distributed import World, join, leave
 from avemo.engines.backbones import BackboneConfig
 from avemo.engines.runtime import Backend, check_runtime, create_backend, resolve_device
+from avemo.files import DiskFullError
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.clips import Skipped
 from avemo.pipeline.discover import discover
@@ -66,6 +69,7 @@ class ExtractSummary:
     failed: list[Skipped] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # by discovery
     no_face: list[Path] = field(default_factory=list)  # --crop face found no face: centre crop used
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # cached entries that failed verification: rebuilt
     seconds: float = 0.0
     setup_seconds: float = 0.0  # discovery, weights, cache check: before the first clip
     decode_seconds: float = 0.0  # summed over clips, in the workers
@@ -116,7 +120,8 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     """Fill ``config.cache`` with features of every usable clip under ``config.data``.
 
     Raises ``FileNotFoundError``, ``WeightsError``, ``CacheError`` or ``RuntimeError`` for a set-up that
-    cannot work; bad clips never raise, they end up in ``summary.failed``.
+    cannot work, and ``DiskFullError`` (naming the cache) when the disk fills; bad clips never raise, they end
+    up in ``summary.failed``.
 
     Under torchrun every rank takes its own fixed share of the clips (:meth:`World.shard`) on its own device
     and writes its own entries; rank 0 creates the cache first, and once all ranks are done it writes the
@@ -164,8 +169,14 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
                          f"({audio_backbone.weights.release} weights)")
 
     mine = world.shard(found.clips)
-    todo = [c for c in mine if not cache.has(c.clip_id)]
-    summary.cached_before = len(mine) - len(todo)
+    cached = [c.clip_id for c in mine if cache.has(c.clip_id)]
+    # Every resume reads its cached entries whole and checks their checksums (a few seconds for RAVDESS, see
+    # benchmarks/RESULTS.md): a damaged entry is extracted again, never kept.
+    summary.damaged = [(check.path, check.reason) for check in cache.verify(cached) if check.status == DAMAGED]
+    rebuild = {path.name[: -len(SUFFIX)] for path, _ in summary.damaged}
+    done = set(cached) - rebuild
+    todo = [c for c in mine if c.clip_id not in done]
+    summary.cached_before = len(done)
     summary.setup_seconds = time.perf_counter() - start
     if on_start is not None:
         on_start(len(todo), summary)
@@ -224,6 +235,7 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
 
     # One thread turns batch N+1 into backbone inputs (DALI decoding, GPU spectrograms) while this one runs the
     # backbones on batch N; both mostly wait on native code that releases the GIL.
+    full = False
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="avemo-inputs") as pool:
             pending: Future | None = None
@@ -236,9 +248,18 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
                 pending = upcoming
             if pending is not None:
                 consume(pending.result())
+    except DiskFullError as err:
+        # Stop at once: every later entry would fail the same way. Finished entries are whole (atomic writes)
+        # and the temporary file is gone, so the same command resumes once there is space.
+        full = True
+        entries = len(cache.scan()[0])
+        with contextlib.suppress(DiskFullError):  # the index is a summary the next run rewrites
+            cache.write_index()
+        raise DiskFullError(err.errno, f"{err.reason} after {entries} entries; free space and run the same "
+                            "command to resume", str(config.cache)) from None
     finally:
         summary.seconds = time.perf_counter() - start
-        if world.size == 1:
+        if world.size == 1 and not full:
             summary.entries = len(cache.write_index())
             write_report(config.cache, summary)
     if world.size > 1:  # reached by every rank, or by none (torchrun stops the others when one dies)
@@ -268,6 +289,7 @@ def merge(parts: list[ExtractSummary]) -> ExtractSummary:
         total.written += part.written
         total.failed += part.failed
         total.no_face += part.no_face
+        total.damaged += part.damaged
         total.decode_seconds += part.decode_seconds
         total.backbone_seconds += part.backbone_seconds
         total.seconds = max(total.seconds, part.seconds)

@@ -51,12 +51,13 @@ class FoldModel:
 
 
 def load_fold_models(run: Path) -> list[FoldModel]:
-    """The best checkpoint of every trained fold of ``run``."""
+    """The best checkpoint of every trained fold of ``run`` (a damaged one raises ``CheckpointError``)."""
+    from avemo.fusion.checkpoint import build_model, load_checkpoint
+
     models = []
     for path in sorted(run.glob("*/best.pt")):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        model = FusionModel(FusionConfig(**checkpoint["config"]["model"]))
-        model.load_state_dict(checkpoint["model"])
+        checkpoint = load_checkpoint(path, "best")
+        model = build_model(checkpoint, path)
         models.append(FoldModel(model.eval(), checkpoint["centroids"], checkpoint["config"]["loss"] != "triplet"))
     if not models:
         raise FileNotFoundError(f"{run}: no trained fold (*/best.pt); run avemo train first")

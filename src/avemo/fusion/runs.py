@@ -11,12 +11,16 @@ from typing import Callable
 import torch
 
 from avemo.distributed import World, join, leave
+from avemo.files import DiskFullError, FolderLock, atomic_write
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import knows_distances
 from avemo.choices import Loss, Protocol
 from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, Fold, actor_folds, explicit_folds, folds_from_groups,
                                  random_clip_split, write_splits)
 from avemo.fusion.train import FoldResult, TrainConfig, train_fold
+
+
+LOCK_NAME = "train.lock"  # held by the process training the run (see avemo.files.FolderLock)
 
 
 def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
@@ -47,28 +51,34 @@ def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Pa
     record = {"train": config.to_dict(), "cache": str(cache), "dataset": data.dataset,
               "cache_fingerprint": data.spec.fingerprint, "feature_spec": data.spec.to_json(), "classes": data.classes,
               "class_names": data.class_names, "speakers_known": data.speakers_known}
+    if data.skipped_damaged:  # --skip-damaged: the run says which clips it never saw
+        record["skipped_damaged_entries"] = data.skipped_damaged
     path = run / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(record)):
             raise ValueError(f"{run}: holds a run with other settings or another cache; choose a new --run folder")
-    path.write_text(json.dumps(record, indent=1))
+    atomic_write(path, json.dumps(record, indent=1).encode())
 
 
 def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
               on_fold: Callable[[Fold], None] | None = None,
               on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-              on_start: Callable[[TrainConfig, list[Fold]], None] | None = None) -> list[FoldResult]:
+              on_start: Callable[[TrainConfig, list[Fold]], None] | None = None,
+              skip_damaged: bool = False) -> list[FoldResult]:
     """Load the cache once, then train every selected fold into ``run/<fold>/``.
 
     ``on_start`` receives the configuration with the model fitted to the cache's shapes, and the folds.
+    A cache with damaged entries (checksum mismatch) is refused, or with ``skip_damaged`` trained without
+    them (named in a warning and in the run's ``config.json``).
     Under torchrun the folds are spread over the ranks (each trains its share, every N-th fold, start to
     finish, exactly as one process would: same seed, same batches) and every rank returns all folds' results;
     rank 0 alone writes the run's configuration and splits, before any fold starts.
     """
     world = join(torch.device("cpu"))
     try:
-        return _train_run(cache, run, config, resume, world, on_fold, on_epoch, on_start if world.main else None)
+        return _train_run(cache, run, config, resume, world, on_fold, on_epoch, on_start if world.main else None,
+                          skip_damaged)
     finally:
         leave(world)
 
@@ -76,8 +86,12 @@ def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
 def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world: World,
                on_fold: Callable[[Fold], None] | None,
                on_epoch: Callable[[int, dict[str, float]], None] | None,
-               on_start: Callable[[TrainConfig, list[Fold]], None] | None) -> list[FoldResult]:
-    data = FeatureSet.load(cache)
+               on_start: Callable[[TrainConfig, list[Fold]], None] | None,
+               skip_damaged: bool = False) -> list[FoldResult]:
+    data = FeatureSet.load(cache, skip_damaged=skip_damaged)
+    if data.skipped_damaged and world.main:
+        warnings.warn(f"{cache}: training without {len(data.skipped_damaged)} damaged entries (--skip-damaged): "
+                      f"{', '.join(data.skipped_damaged[:5])}", UserWarning, stacklevel=2)
     snippets, channels, positions = data.video.shape[1:]
     config = replace(config, model=replace(config.model, snippets=snippets, video_channels=channels,
                                            video_positions=positions, audio_channels=data.audio.shape[2],
@@ -87,20 +101,33 @@ def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world:
                       "space: the emotion-metric loss uses one constant margin for every pair of classes",
                       UserWarning, stacklevel=2)
     folds = make_folds(data, config)
-    if world.main:
-        _prepare_run(run, config, data, cache, folds, resume)
-    if on_start is not None:
-        on_start(config, folds)
-    world.barrier()
-    results = []
-    for fold in world.shard(folds):
-        if on_fold is not None:
-            on_fold(fold)
-        results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
-    if world.size == 1:
-        return results
-    by_name = {r.name: r for part in world.gather(results) for r in part}
-    return [by_name[fold.name] for fold in folds]
+    # Rank 0 alone locks the run: the other ranks are its own helpers, started with it and stopped with it.
+    lock = FolderLock(run / LOCK_NAME, "training") if world.main else None
+    if lock is not None:
+        run.mkdir(parents=True, exist_ok=True)
+        lock.acquire()  # before anything is checked or written, so a second trainer refuses naming the first
+    try:
+        if world.main:
+            _prepare_run(run, config, data, cache, folds, resume)
+        if on_start is not None:
+            on_start(config, folds)
+        world.barrier()
+        results = []
+        for fold in world.shard(folds):
+            if on_fold is not None:
+                on_fold(fold)
+            try:
+                results.append(train_fold(data, fold, config, run / fold.name, resume=resume, on_epoch=on_epoch))
+            except DiskFullError as err:  # the last whole checkpoint is kept: --resume continues from it
+                raise DiskFullError(err.errno, f"{err.reason} while writing it; free space and run the same "
+                                    "avemo train command with --resume to continue", err.filename) from None
+        if world.size == 1:
+            return results
+        by_name = {r.name: r for part in world.gather(results) for r in part}
+        return [by_name[fold.name] for fold in folds]
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _prepare_run(run: Path, config: TrainConfig, data: FeatureSet, cache: Path, folds: list[Fold],
@@ -114,7 +141,7 @@ def _prepare_run(run: Path, config: TrainConfig, data: FeatureSet, cache: Path, 
         before = splits.read_text()
         write_splits(splits, folds, data.clip_ids)
         if splits.read_text() != before:
-            splits.write_text(before)
+            atomic_write(splits, before.encode())
             raise ValueError(f"{run}: the cache's clips changed since this run started, so its folds would too; "
                              "start a new --run")
     else:

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from avemo.files import atomic_write
+
 import numpy as np
 
 from avemo.choices import Protocol
@@ -100,4 +102,4 @@ def write_splits(path: Path, folds: list[Fold], clip_ids: list[str]) -> None:
     data = [{**{k: v for k, v in asdict(f).items() if k not in ("train", "val", "test")},
              **{part: [clip_ids[i] for i in getattr(f, part)] for part in ("train", "val", "test")}}
             for f in folds]
-    path.write_text(json.dumps(data, indent=1))
+    atomic_write(path, json.dumps(data, indent=1).encode())

@@ -9,7 +9,7 @@ A run directory holds everything a run produced::
     RUN/fold_k/predictions.npz   test-actor labels, probabilities, embeddings, centroid predictions
     RUN/fold_k/tensorboard/      scalars: loss terms, accuracy, UAR, learning rate
 
-Checkpoints are written atomically and read with ``weights_only=True``. A resumed fold continues exactly
+Checkpoints are written and read by :mod:`avemo.fusion.checkpoint` (atomically, ``weights_only=True``). A resumed fold continues exactly
 where it stopped: data order is drawn from (seed, epoch) and the RNG state is restored.
 """
 
@@ -29,6 +29,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from avemo.files import atomic_write
+from avemo.fusion.checkpoint import load_checkpoint, save_checkpoint
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import build_loss
 from avemo.fusion.config import TrainConfig
@@ -53,12 +54,6 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return factor
-
-
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write(path, buffer.getvalue())
 
 
 def fold_identity(fold: Fold, clip_ids: list[str]) -> str:
@@ -108,7 +103,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
 
     last = out / "last.pt"
     if resume and last.exists():
-        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(last, "last")
         if checkpoint["config"] != config.to_dict():
             raise ValueError(f"{last}: was trained with other settings; start a new --run or drop --resume")
         if checkpoint["fold"] != identity:
@@ -161,9 +156,9 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["history"].append({"epoch": epoch, **metrics})
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "state": state,
-                      "config": config.to_dict(), "fold": identity}, last)
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "state": state,
+                         "config": config.to_dict(), "fold": identity}, last, "last")
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     writer.close()
@@ -171,8 +166,8 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     model.load_state_dict(state["best_model"])
     train_emb, _ = embed(model, data, fold.train)
     centroids = class_centroids(train_emb, data.labels[fold.train], config.model.num_classes)
-    _save_atomic({"model": state["best_model"], "centroids": centroids, "config": config.to_dict(),
-                  "epoch": state["best_epoch"], "val_uar": state["best_uar"]}, out / "best.pt")
+    save_checkpoint({"model": state["best_model"], "centroids": centroids, "config": config.to_dict(),
+                     "epoch": state["best_epoch"], "val_uar": state["best_uar"]}, out / "best.pt", "best")
     test_emb, test_logits = embed(model, data, fold.test)
     predictions = io.BytesIO()
     np.savez(predictions,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -33,13 +34,22 @@ class ClipError(Exception):
 
 @dataclass
 class DecodedClip:
-    frames: np.ndarray | None  # (N, H, W, 3) uint8 at VideoConfig.decode_size; None: not decoded
-    times: np.ndarray  # (N,) presentation times in seconds from the first frame, ascending
+    frames: np.ndarray | None  # (K, H, W, 3) uint8 at VideoConfig.decode_size, upright; None: not decoded
+    times: np.ndarray  # (N,) presentation times in seconds from the first frame, ascending (every frame)
     duration: float  # seconds covered by the video frames
     samples: np.ndarray  # (M,) float32 mono at ``sample_rate``, sample 0 at the first video frame
     sample_rate: int
     codec: str = ""  # of the video stream, e.g. "h264"
-    size: tuple[int, int] = (0, 0)  # (width, height) of the coded video
+    size: tuple[int, int] = (0, 0)  # (width, height) of the video as displayed (coded, turned upright)
+    kept: np.ndarray | None = None  # (K,) which of the N frames ``frames`` holds, ascending; None: all of them
+    rotation: int = 0  # degrees counter-clockwise the display matrix turns the coded frames (0, 90, 180, 270)
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Rows of ``frames`` for frame numbers ``index`` (any shape): the frame itself when it was kept, else
+        the last kept one before it (only when the decoder delivered other frames than the packets promised)."""
+        if self.kept is None:
+            return index
+        return (np.searchsorted(self.kept, index, side="right") - 1).clip(0, len(self.kept) - 1)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -89,16 +99,60 @@ def _declared_duration(container: av.container.InputContainer, stream: av.VideoS
     return container.duration / av.time_base if container.duration else None
 
 
+def _packet_times(path: Path) -> tuple[list[int], np.ndarray, float] | None:
+    """(pts, times from the first frame, duration) of the video packets alone (no decoding), computed exactly as
+    :func:`decode_clip` computes them from the frames; ``None`` when the packets do not say."""
+    pts: list[int] = []
+    with _open(path) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        base, rate = stream.time_base, float(stream.average_rate or 30)
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None and not packet.is_discard:
+                    pts.append(int(packet.pts))
+        except av.error.FFmpegError:
+            pass  # the decoding pass meets the damage too and judges it
+    if not pts or base is None:
+        return None
+    pts.sort()
+    t = np.asarray([float(p * base) for p in pts], dtype=np.float64)  # as PyAV's frame.time
+    t -= t[0]
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / rate
+    return pts, t, float(t[-1] + step)
+
+
+def _upright(k: int, frame: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
+
+
+Chooser = Callable[[np.ndarray, float], np.ndarray]
+
+
 def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
-                audio_path: Path | None = None, video_frames: bool = True) -> DecodedClip:
+                audio_path: Path | None = None, video_frames: bool = True,
+                choose: Chooser | None = None) -> DecodedClip:
     """Decode ``path`` once; the soundtrack comes from the clip itself, else from ``audio_path``.
 
     With ``video_frames=False`` the video packets are only demuxed, not decoded: their presentation times are
     the frames' (one frame per packet), for a decoder elsewhere (DALI on the GPU) to decode the frames.
 
+    ``choose(times, duration)`` names the frames (numbers in presentation order) that will be used: a first
+    pass reads the packets' times, and the decoding pass keeps only those frames (``kept``), so memory does
+    not grow with the clip's length. Without it every frame is kept.
+
+    Frames come upright: a display matrix (phones record sideways and say so) turns them as a player would.
+
     Raises ``ClipError`` for files that cannot be used, including truncated ones: a damaged tail is
     tolerated only while the decoded frames still span nearly all of the declared duration.
     """
+    keep_pts: set[int] | None = None
+    if video_frames and choose is not None:
+        planned = _packet_times(path)
+        if planned is not None:
+            pts, t, duration = planned
+            keep_pts = {pts[i] for i in np.unique(choose(t, duration))}
     with _open(path) as container:
         if not container.streams.video:
             raise ClipError(path, "no video stream (or the file is truncated)", TRUNCATED_HINT)
@@ -113,10 +167,13 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
                             "use the audio-video (modality 01) file, or put a WAV with the same name beside it")
         coded = (vstream.codec_context.width, vstream.codec_context.height)
         codec = vstream.codec_context.name
+        turns = 0  # quarter turns counter-clockwise, from the first decoded frame's display matrix
+        shown = coded
         width, height = video.decode_size(*coded)
         rate = float(vstream.average_rate or 30)
         declared = _declared_duration(container, vstream)
         frames: list[np.ndarray] = []
+        kept: list[int] = []  # decode-order numbers of the frames held
         times: list[float] = []
         chunks: list[np.ndarray] = []
         audio_start: float | None = None
@@ -130,8 +187,17 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
                     continue
                 for frame in packet.decode():
                     if isinstance(frame, av.VideoFrame):
+                        if not times:
+                            turns = round((frame.rotation or 0) / 90) % 4
+                            shown = coded[::-1] if turns % 2 else coded
+                            width, height = video.decode_size(*shown)
+                            if turns % 2:  # scale the coded frame so that, turned, it has the displayed size
+                                width, height = height, width
                         times.append(frame.time if frame.time is not None else len(times) / rate)
-                        frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+                        if keep_pts is None or frame.pts is None or frame.pts in keep_pts:
+                            kept.append(len(times) - 1)
+                            frames.append(_upright(turns, frame.to_ndarray(width=width, height=height,
+                                                                           format="rgb24")))
                     else:
                         if audio_start is None and frame.time is not None:
                             audio_start = frame.time
@@ -163,9 +229,33 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
             raise ClipError(audio_path, "empty soundtrack", "the WAV holds no samples")
     else:
         raise ClipError(path, "empty soundtrack", "the audio track holds no samples")
-    frames_arr = np.stack([frames[i] for i in order]) if video_frames else None
+    if video_frames and keep_pts is not None and not kept:
+        # The frames' times matched none of the packets' (an odd muxer): decode again keeping every frame.
+        return decode_clip(path, video, sample_rate, audio_path)
+    frames_arr, kept_arr = None, None
+    if video_frames:
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))  # presentation position of each frame in decode order
+        positions = rank[np.asarray(kept, dtype=np.int64)]
+        by_time = np.argsort(positions, kind="stable")
+        frames_arr = np.stack([frames[i] for i in by_time])
+        kept_arr = None if keep_pts is None else positions[by_time]
     return DecodedClip(frames=frames_arr, times=t, duration=duration, samples=samples.astype(np.float32),
-                       sample_rate=sample_rate, codec=codec, size=coded)
+                       sample_rate=sample_rate, codec=codec, size=shown, kept=kept_arr, rotation=turns * 90)
+
+
+def display_rotation(path: Path) -> int:
+    """Degrees (0, 90, 180, 270, counter-clockwise) the display matrix turns the coded frames, from the first
+    decoded frame (where FFmpeg puts the matrix); 0 when there is none or nothing decodes."""
+    with _open(path) as container:
+        if not container.streams.video:
+            return 0
+        try:
+            for frame in container.decode(video=0):
+                return round((frame.rotation or 0) / 90) % 4 * 90
+        except av.error.FFmpegError:
+            return 0
+    return 0
 
 
 def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from avemo.pipeline.audio import AudioConfig, log_spectrogram, segments
 from avemo.pipeline.clips import ClipRecord
 from avemo.pipeline.dali import CPU_CODECS, FrameRequest
-from avemo.pipeline.decode import ClipError, decode_clip, decode_frames
+from avemo.pipeline.decode import ClipError, decode_clip, decode_frames, display_rotation
 from avemo.pipeline.face import DETECT_FRAMES, CropBox, centre_box, face_box, full_box
 from avemo.pipeline.video import (VideoConfig, region, sample_indices, snippet_windows, snippets_from_frames,
                                   snippets_from_region)
@@ -74,10 +74,15 @@ def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig,
                  audio_path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float, CropBox]:
     """(snippets uint8, spectrogram segments, frame count, duration, crop box) of one media file; raise
     ``ClipError``."""
-    decoded = decode_clip(path, video, audio.sample_rate, audio_path)
-    index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
+    def needed(times: np.ndarray, duration: float) -> np.ndarray:  # only these frames are kept while decoding
+        index = sample_indices(times, duration, video.snippets, video.frames).ravel()
+        return np.concatenate([index, detection_frames(len(times))]) if video.crop == "face" else index
+
+    decoded = decode_clip(path, video, audio.sample_rate, audio_path, choose=needed)
+    index = decoded.rows(sample_indices(decoded.times, decoded.duration, video.snippets, video.frames))
     if video.crop == "face":
-        box = crop_box(video, [decoded.frames[i] for i in detection_frames(len(decoded.frames))], decoded.size)
+        faces = [decoded.frames[i] for i in decoded.rows(detection_frames(len(decoded.times)))]
+        box = crop_box(video, faces, decoded.size)
         frames = snippets_from_region(decoded.frames, index, region(video, decoded.size, box.as_list()), video.size)
     else:  # frames were scaled while decoding so that the centre crop (or nothing) remains to be done
         box = crop_box(video, [], decoded.size)
@@ -94,6 +99,10 @@ def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_
     at a time, rather than inside DALI where a failure stops the pipeline.
     """
     decoded = decode_clip(record.path, video, audio.sample_rate, record.audio_path, video_frames=False)
+    turned = display_rotation(record.path)
+    if turned:
+        raise ClipError(record.path, f"rotated video (display matrix: {turned} degrees)",
+                        "the DALI path cannot turn frames upright yet; extract it with --decoder pyav")
     if cpu_decoder and decoded.codec not in CPU_CODECS:
         raise ClipError(record.path, f"DALI cannot decode {decoded.codec} on the CPU",
                         "use --decoder pyav, or a CUDA device for DALI")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +13,16 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
+from avemo.files import atomic_write  # noqa: E402
 from avemo.reports.metrics import uar  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    """A PNG written whole or not at all (a full disk must not leave half a picture)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
 
 
 def plot_confusion(labels: np.ndarray, preds: dict[str, np.ndarray], classes: list[int], names: list[str],
@@ -40,8 +50,7 @@ def plot_confusion(labels: np.ndarray, preds: dict[str, np.ndarray], classes: li
         ax.set_title(f"{head}: accuracy {accuracy:.1%}, UAR {uar(labels, pred):.1%}", fontsize=10)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="% of the true class (row)")
     fig.suptitle(subtitle, fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_embeddings(folds: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], path: Path,
@@ -74,5 +83,4 @@ def plot_embeddings(folds: list[tuple[str, np.ndarray, np.ndarray]], names: list
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=cmap(k % cmap.N), label=names[k]) for k in present]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 8), fontsize=8, frameon=False)
     fig.suptitle("t-SNE of each fold's test embeddings (its own model; colour: true class)", fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)

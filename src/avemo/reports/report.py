@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from avemo.emotions import EMOTIONS
+from avemo.files import atomic_write
 from avemo.reports.metrics import fold_metrics, summarise
 from avemo.reports.plots import plot_confusion, plot_embeddings
 
@@ -68,8 +69,8 @@ def evaluate_run(run: Path) -> dict[str, Any]:
     plot_confusion(labels, {h: np.concatenate(pooled[h]) for h in heads}, classes, names, run / "confusion.png",
                    f"test speakers of {len(fold_names)} fold(s), {len(labels)} clips")
     plot_embeddings(embeddings, names, run / "embedding.png")
-    (run / "report.json").write_text(json.dumps(report, indent=1))
-    (run / "report.md").write_text(markdown(report))
+    atomic_write(run / "report.json", json.dumps(report, indent=1).encode())
+    atomic_write(run / "report.md", markdown(report).encode())
     return report
 
 
