@@ -7,12 +7,13 @@ import torch
 from safetensors.torch import save
 
 from avemo.cache import DAMAGED, NO_CHECKSUM, OK, DamagedEntryError, FeatureCache
+from tests.conftest import make_spec
 
 SHAPES = ((6, 8, 4), (6, 5))
 
 
 def _cache(root):
-    return FeatureCache.create_or_open(root, {"video": {"size": 112}}, *SHAPES, "float16")
+    return FeatureCache.create_or_open(root, make_spec(), *SHAPES)
 
 
 def _write(cache, clip_id, seed=0):
