@@ -26,6 +26,7 @@ import torch
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video
 from avemo.engines.runtime import resolve_device
 from avemo.engines.torch import TorchBackend
+from avemo.machine import BF16_EMULATED, cpu_features, native_bf16
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
 
@@ -114,7 +115,9 @@ def matmul_peak(device: torch.device) -> str:
     """Measured peak of large matrix products in fp32 and bf16 (what the backbones' convolutions can hope for)."""
     n = 2048 if device.type == "cpu" else 8192
     parts = []
-    for dtype in (torch.float32, torch.bfloat16):
+    # Emulated bf16 would take minutes here and print a meaningless rate (issue 12).
+    dtypes = (torch.float32, torch.bfloat16) if device.type == "cuda" or native_bf16() else (torch.float32,)
+    for dtype in dtypes:
         a = torch.randn(n, n, device=device, dtype=dtype)
         seconds = median_seconds(lambda: a @ a, repeats=3)
         parts.append(f"{2 * n ** 3 / seconds / 1e9:.0f} GFLOP/s {str(dtype).split('.')[-1]}")
@@ -198,7 +201,8 @@ def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, devi
 def _backends(video_net, audio_net, device: torch.device, quick: bool) -> list[tuple[str, Callable[[], Any]]]:
     """(label, factory) of every runtime worth timing on ``device``; torch eager fp32 first."""
     rows: list[tuple[str, Callable[[], Any]]] = [("torch eager fp32", lambda: TorchBackend(video_net, audio_net, device))]
-    rows.append(("torch bf16", lambda: TorchBackend(video_net, audio_net, device, precision="bf16")))
+    if device.type == "cuda" or native_bf16():
+        rows.append(("torch bf16", lambda: TorchBackend(video_net, audio_net, device, precision="bf16")))
     if device.type == "cuda":
         rows += [("torch fp16", lambda: TorchBackend(video_net, audio_net, device, precision="fp16")),
                  ("torch fp16 + CUDA graphs", lambda: TorchBackend(video_net, audio_net, device, precision="fp16",
@@ -256,6 +260,8 @@ def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Se
     segment_gflop = count_gflop(audio_net, torch.zeros(1, a.freq_bins, a.segment_frames))
     clip_gflop = 6 * (snippet_gflop + segment_gflop)
     rows = _backends(video_net, audio_net, device, config.quick)
+    if device.type == "cpu" and not native_bf16():
+        section.limits.append(f"torch bf16: skipped, {BF16_EMULATED} ({cpu_features().describe()})")
     if not config.quick:
         rows += _exported_backends(video_net, audio_net, backbones, device, work)
     for batch in (1,) if config.quick else (1, 4):
