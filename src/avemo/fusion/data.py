@@ -41,9 +41,17 @@ class FeatureSet:
         datasets = {e["dataset"] for e in entries}
         if len(datasets) != 1:
             raise CacheError(f"{root}: the cache mixes datasets {sorted(datasets)}; train on one at a time")
-        videos, audios = zip(*(cache.read(e["clip_id"]) for e in entries))
+        # One tensor per modality, filled in place: stacking a list of per-clip tensors would hold the whole
+        # cache twice at its peak (2 GB for RAVDESS in float16).
+        video = audio = None
+        for i, entry in enumerate(entries):
+            v, a = cache.read(entry["clip_id"])
+            if video is None:
+                video = torch.empty((len(entries), *v.shape), dtype=v.dtype)
+                audio = torch.empty((len(entries), *a.shape), dtype=a.dtype)
+            video[i], audio[i] = v, a
         return cls(
-            video=torch.stack(videos), audio=torch.stack(audios),
+            video=video, audio=audio,
             labels=torch.tensor([EMOTIONS.index(e["emotion"]) for e in entries]),
             actors=np.array([e["actor"] for e in entries]), clip_ids=[e["clip_id"] for e in entries],
             dataset=datasets.pop(), manifest=cache.manifest,
