@@ -69,6 +69,9 @@ def main(version: Annotated[bool, typer.Option("--version", help="Print the vers
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+    from avemo.machine import prepare_environment
+
+    prepare_environment()  # before any command imports torch: OpenMP reads its waiting policy once
 
 
 @app.command()
@@ -199,8 +202,10 @@ def extract(
     crop: Annotated[str, typer.Option(help="face (a still box around the detected face; centre crop where none is "
                                            "found), center, or none (the whole frame squashed).")] = "face",
     dtype: Annotated[str, typer.Option(help="Storage type of the features: float16 or float32.")] = "float16",
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: the cores free to this process).")] = None,
 ) -> None:
     """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
+    _use_threads(threads)
     from avemo.engines.backbones import BackboneConfig
     from avemo.extract import ExtractConfig
     from avemo.pipeline.video import VideoConfig
@@ -406,8 +411,10 @@ def train(
     dim: Annotated[Optional[int], typer.Option(help="Model width after the input projections (default 256).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoints.")] = False,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: the cores free to this process).")] = None,
 ) -> None:
     """Train the attention fusion model on cached features, fold by fold (actor-independent)."""
+    _use_threads(threads)
     try:
         chosen = [int(k) for k in folds.split(",")] if folds else None
     except ValueError:
@@ -495,8 +502,10 @@ def bench(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: the cores free to this process).")] = None,
 ) -> None:
     """Measure decoding, backbones, extraction and a fusion step side by side, as multiples of the seed."""
+    _use_threads(threads)
     from avemo.bench.suite import BenchConfig, plot, run_bench
 
     def show(section) -> None:
@@ -528,8 +537,10 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the synthetic dataset, its cache and the run.")] = Path("avemo-demo"),
     actors: Annotated[int, typer.Option(min=4, max=24, help="Synthetic actors (4 folds need at least 4).")] = 8,
     clips_per_actor: Annotated[int, typer.Option(min=8, max=60, help="Clips per actor.")] = 8,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: the cores free to this process).")] = None,
 ) -> None:
     """synth -> extract -> train -> evaluate on the embedded synthetic dataset (a few minutes on 2 CPU cores)."""
+    _use_threads(threads)
     from avemo.extract import ExtractConfig
     from avemo.pipeline.video import VideoConfig
     from avemo.synth import synthesize
@@ -553,3 +564,10 @@ def demo(
                   f"{ms['accuracy']['mean']:.3f} ± {ms['accuracy']['std']:.3f}, UAR {ms['uar']['mean']:.3f} ± "
                   f"{ms['uar']['std']:.3f} (chance {1 / len(report['classes']):.3f})", highlight=False)
     console.print(f"report {run / 'report.md'}; plots {run / 'confusion.png'}, {run / 'embedding.png'}", highlight=False)
+
+
+def _use_threads(threads: int | None) -> None:
+    """Size torch's CPU threads to the free cores (or ``--threads``) before the command's work starts."""
+    from avemo.machine import configure_threads
+
+    configure_threads(threads)

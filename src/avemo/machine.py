@@ -95,18 +95,25 @@ def free_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def configure_threads(threads: int | None = None) -> int:
-    """Size torch's thread pools to ``threads`` (default: the free cores) and make idle threads sleep.
+def prepare_environment() -> None:
+    """Set the OpenMP waiting policy before torch is imported (the OpenMP runtime reads it once, at load).
 
-    Call before torch runs its first parallel region. ``OMP_WAIT_POLICY=PASSIVE`` and oneDNN/MKL's blocking
-    settings only act when the OpenMP runtime starts, so they are set in the environment before torch is
-    imported where possible; a value the user set is kept. Returns the thread count in use.
+    Spinning threads burn the cores another process (or our own decoding worker) needs; idle threads sleep
+    instead. Values the user set are kept.
     """
-    n = threads if threads and threads > 0 else free_cores()
-    # Spinning threads burn the cores another process (or our own decode worker) needs; sleep instead.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
-    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    os.environ.setdefault("KMP_BLOCKTIME", "0")  # the same for Intel's OpenMP, should torch be built with it
+    os.environ.setdefault("OMP_NUM_THREADS", str(free_cores()))
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Size torch's thread pool to ``threads`` (default: the cores free to this process); returns the count.
+
+    Call before torch runs its first parallel region; :func:`prepare_environment` should have run before torch
+    was imported.
+    """
+    prepare_environment()
+    n = threads if threads and threads > 0 else free_cores()
     import torch
 
     torch.set_num_threads(n)
