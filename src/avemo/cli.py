@@ -498,7 +498,8 @@ def predict(
 
 @app.command()
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (under two minutes on two CPU cores).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (about 3 minutes on 2 CPU cores; benchmarks/RESULTS.md).")] = False,
+    train_scale: Annotated[bool, typer.Option("--train-scale", help="Only time a full 6-fold avemo train on a RAVDESS-sized cache of random features (minutes).")] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -518,9 +519,12 @@ def bench(
         for limit in section.limits:
             console.print(f"  {escape(limit)}", highlight=False, soft_wrap=True)
 
+    def progress(line: str) -> None:
+        console.print(f"[dim]{escape(line)}[/]", highlight=False)
+
     try:
-        with console.status("benchmarking (sections print as they finish)"):
-            report = run_bench(BenchConfig(quick=quick, device=device, workdir=None), on_section=show)
+        report = run_bench(BenchConfig(quick=quick, device=device, workdir=None, train_scale=train_scale),
+                           on_section=show, on_progress=progress)
     except RuntimeError as err:
         fail(_one_line(err))
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from avemo.pipeline.video import VideoConfig
 
 @dataclass(frozen=True)
 class BenchConfig:
-    quick: bool = False  # a smaller, shorter run (under two minutes on two CPU cores)
+    quick: bool = False  # a smaller, shorter run (see benchmarks/RESULTS.md for its measured time)
     device: str = "auto"
     workdir: Path | None = None  # synthetic clips and caches; a temporary folder by default
     train_scale: bool = False  # only the RAVDESS-scale 6-fold training section (minutes; not in the default run)
@@ -255,7 +255,9 @@ def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Se
     seed_net = build_video(backbones)[0].net.to(device)
     seed_input = torch.rand(6, 3, 16, 256, 256, device=device) * 255
     seed_gflop = 6 * count_gflop(seed_net, seed_input[:1])
-    seed_seconds = median_seconds(lambda: seed_backbone(seed_net, seed_input), max(1, config.repeats - 1))
+    # The seed's rows take ~10 s a call on two CPU cores: --quick times one call, without a warm-up.
+    seed_seconds = median_seconds(lambda: seed_backbone(seed_net, seed_input), max(1, config.repeats - 1),
+                                  warmup=0 if config.quick else 1)
     section.add("seed (video only)", seed_seconds, "clip", f"{seed_gflop / seed_seconds:.0f} GFLOP/s")
     del seed_net, seed_input
     snippet_gflop = count_gflop(video_net, torch.zeros(1, 3, v.frames, v.size, v.size, dtype=torch.uint8))
@@ -301,7 +303,8 @@ def bench_extract(paths: list[Path], config: BenchConfig, device: torch.device, 
             seed_backbone(seed_net, seek_frames(p).to(device))
 
     section.add("seed: seek per frame + 256x256 squash + train-mode backbone (video only)",
-                median_seconds(seed, config.repeats, warmup=0) / len(paths), "clip", "no warm-up: seconds per clip")
+                median_seconds(seed, 1 if config.quick else config.repeats, warmup=0) / len(paths), "clip",
+                "no warm-up: seconds per clip")
     del seed_net
     runs = iter(range(100))
 
@@ -343,7 +346,8 @@ def bench_training(config: BenchConfig, device: torch.device) -> Section:
     a, p, n = (slice(i * batch, (i + 1) * batch) for i in range(3))
     section.add("seed", median_seconds(lambda: seed_step(seed_model, seed_opt, triplet, (video[a], audio[a]),
                                                          (video[p], audio[p]), (video[n], audio[n])),
-                                       max(1, config.repeats - 1)) / batch, "clip")
+                                       max(1, config.repeats - 1), warmup=0 if config.quick else 1) / batch,
+                "clip", "one step, no warm-up" if config.quick else "")
     del seed_model, seed_opt
     model = FusionModel(FusionConfig()).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -480,11 +484,17 @@ def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None 
             if on_section is not None:
                 on_section(section)
             return report
+        say = on_progress or (lambda _: None)
+        say(f"synthesising {config.clips} clips (H.264, VP9, photographed faces)")
         paths = _synth(work / "h264", config)
         vp9 = _synth(work / "vp9", config, codec="vp9")
         _synth(work / "faces", config, faces="real")
-        for run in (lambda: bench_decoding(paths, vp9, config, device), lambda: bench_backbones(config, device, work),
-                    lambda: bench_extract(paths, config, device, work), lambda: bench_training(config, device)):
+        sections = [("video decoding", lambda: bench_decoding(paths, vp9, config, device)),
+                    ("backbones per runtime", lambda: bench_backbones(config, device, work)),
+                    ("extraction end to end", lambda: bench_extract(paths, config, device, work)),
+                    ("fusion training step", lambda: bench_training(config, device))]
+        for number, (label, run) in enumerate(sections, 1):
+            say(f"section {number}/{len(sections)}: {label}")
             section = run()
             report.sections.append(section)
             if on_section is not None:
