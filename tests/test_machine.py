@@ -41,12 +41,15 @@ def test_environment_cap_is_honoured(cpuinfo, monkeypatch):
     assert not cpu_features(cpuinfo(AVX512_BF16)).native_bf16
 
 
-def test_threads_follow_the_affinity_mask_or_the_override():
+def test_threads_follow_the_affinity_mask_or_the_override(monkeypatch):
     before = torch.get_num_threads()
     try:
         assert free_cores() == len(os.sched_getaffinity(0))
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         assert configure_threads() == free_cores()
         assert configure_threads(1) == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # e.g. pytest-xdist splitting the cores between workers
+        assert configure_threads() == 1
         assert os.environ["OMP_WAIT_POLICY"]  # set for the OpenMP runtime of any process avemo starts
     finally:
         torch.set_num_threads(before)

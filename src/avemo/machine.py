@@ -107,13 +107,19 @@ def prepare_environment() -> None:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Size torch's thread pool to ``threads`` (default: the cores free to this process); returns the count.
+    """Size torch's thread pool to ``threads`` (default: ``OMP_NUM_THREADS``, else the cores free to this
+    process); returns the count.
 
     Call before torch runs its first parallel region; :func:`prepare_environment` should have run before torch
     was imported.
     """
     prepare_environment()
-    n = threads if threads and threads > 0 else free_cores()
+    if not threads:  # OMP_NUM_THREADS as the user (or a test runner splitting the cores) set it, else the free cores
+        try:
+            threads = int(os.environ["OMP_NUM_THREADS"])
+        except ValueError:
+            threads = free_cores()
+    n = max(1, threads)
     import torch
 
     torch.set_num_threads(n)
