@@ -543,7 +543,7 @@ def demo(
     clips_per_actor: Annotated[int, typer.Option(min=8, max=60, help="Clips per actor.")] = 8,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: the cores free to this process).")] = None,
 ) -> None:
-    """synth -> extract -> train -> evaluate on the embedded synthetic dataset (about 3 minutes on 2 CPU cores)."""
+    """synth -> extract -> train -> evaluate on the embedded synthetic dataset (about 5 minutes on 2 shared AVX2 cores; benchmarks/RESULTS.md)."""
     _use_threads(threads)
     from avemo.extract import ExtractConfig
     from avemo.pipeline.video import VideoConfig
