@@ -498,7 +498,7 @@ def predict(
 
 @app.command()
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (about 3 minutes on 2 CPU cores; benchmarks/RESULTS.md).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (116 s of CPU time on 2 AVX2 cores; benchmarks/RESULTS.md).")] = False,
     train_scale: Annotated[bool, typer.Option("--train-scale", help="Only time a full 6-fold avemo train on a RAVDESS-sized cache of random features (minutes).")] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
