@@ -213,13 +213,13 @@ def _pyav_clip(work: Path) -> tuple[PathCheck, _Clip | None, Path | None]:
         return PathCheck(name, Status.failed, _one_line(err)), None, None
     if frames.shape != (6, 3, 16, SMALL_SIZE, SMALL_SIZE):
         return PathCheck(name, Status.failed, f"snippets have shape {tuple(frames.shape)}"), None, None
-    check = PathCheck(name, Status.ok, f"6 x 16 frames and 6 spectrogram segments from a synthetic clip", 1 / seconds)
+    check = PathCheck(name, Status.ok, "6 x 16 frames and 6 spectrogram segments from a synthetic clip", 1 / seconds)
     return check, _Clip(frames, segments), path
 
 
 def _dali_check(work: Path, device: Any) -> PathCheck:
     """DALI's frames against PyAV's on the same clip: VP9 on the CPU (its CPU decoder reads no H.264)."""
-    import torch
+    import numpy as np
 
     from avemo.pipeline.dali import DaliFrames, FrameRequest, dali_installed
     from avemo.pipeline.decode import decode_clip
@@ -239,7 +239,7 @@ def _dali_check(work: Path, device: Any) -> PathCheck:
         full = decode_clip(path, video, 16000)
         index = sample_indices(full.times, full.duration, video.snippets, video.frames)
         box = centre_box(*full.size, video.size / video.resize).as_list()
-        request = FrameRequest(__import__("numpy").frombuffer(path.read_bytes(), "uint8"),
+        request = FrameRequest(np.frombuffer(path.read_bytes(), np.uint8),
                                video.decode_size(*full.size), index, region(video, full.size, box))
         expected = snippets_from_frames(full.frames, index, video.size)
         frames = DaliFrames(video, device, batch_size=1)
