@@ -184,7 +184,9 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         scheduler.load_state_dict(checkpoint["scheduler"])
         torch.set_rng_state(checkpoint["rng"])
         state = checkpoint["state"]
-        if state["best_epoch"] > 0:  # the best weights live in their own file, written when they changed
+        if "best_model" in state:  # a last.pt written before issue 12 carried the best weights inside
+            best_model = state.pop("best_model")
+        elif state["best_epoch"] > 0:  # the best weights live in their own file, written when they changed
             source = best_so_far if best_so_far.exists() else best_path
             best_model = torch.load(source, map_location="cpu", weights_only=True)["model"]
     writer = SummaryWriter(str(out / "tensorboard"), purge_step=state["epoch"] + 1)
