@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# pytest-xdist runs one process per core (addopts: -n auto): each gets its share of the cores, and idle OpenMP
+# threads sleep rather than spin against the other workers. Set before torch is imported by the modules below.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
 
 import numpy as np
 import pytest
+import torch
 
 from avemo.engines.backbones import AudioBackbone, BackboneConfig, VideoBackbone
 from avemo.engines.weights import HARA_2020, WeightsSpec, random_weights
@@ -18,6 +27,9 @@ from avemo.synth import SynthConfig, synthesize, write_clip
 # Small backbone and crop so that extraction tests take seconds; one test per backbone runs the full size.
 # Drawn synthetic faces: the centre crop (the face detector finds none in them; tests/pipeline/test_face.py
 # tests it on a photographed face).
+if _WORKERS > 1:
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 FAST_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4", "--crop", "center"]
 
 

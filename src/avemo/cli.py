@@ -184,6 +184,9 @@ def main(
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+    from avemo.machine import prepare_environment
+
+    prepare_environment()  # before any command imports torch: OpenMP reads its waiting policy once
 
 
 @command
@@ -318,8 +321,11 @@ def extract(
     crop: Annotated[Crop, typer.Option(help="face: a still box around the detected face (centre crop where none is "
                                             "found); center; none: the whole frame squashed.")] = Crop.face,
     dtype: Annotated[Dtype, typer.Option(help="Storage type of the features.")] = Dtype.float16,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.",
+                                                   show_default="the cores free to this process")] = None,
 ) -> None:
     """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
+    _use_threads(threads)
     from avemo.engines.backbones import BackboneConfig
     from avemo.extract import ExtractConfig
     from avemo.pipeline.video import VideoConfig
@@ -564,8 +570,11 @@ def train(
     skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Train without cache entries whose checksum "
                                                "fails (named, and listed in the run's config.json) instead of "
                                                "refusing; avemo extract rebuilds them.")] = False,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.",
+                                                   show_default="the cores free to this process")] = None,
 ) -> None:
     """Train the attention fusion model on cached features, fold by fold (actor-independent)."""
+    _use_threads(threads)
     try:
         chosen = [int(k) for k in folds.split(",")] if folds else None
     except ValueError:
@@ -652,13 +661,19 @@ def predict(
 
 @command
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer, smaller clips and repeats (its time on two cores is in "
+                                                        "benchmarks/RESULTS.md).")] = False,
+    train_scale: Annotated[bool, typer.Option("--train-scale", help="Only time a full 6-fold avemo train on a "
+                                                                    "RAVDESS-sized cache of random features (minutes).")] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.",
                                                       show_default="none")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
     device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.",
+                                                   show_default="the cores free to this process")] = None,
 ) -> None:
     """Measure decoding, backbones, extraction and a fusion step side by side, as multiples of the seed."""
+    _use_threads(threads)
     from avemo.bench.suite import BenchConfig, plot, run_bench
 
     def show(section) -> None:
@@ -673,7 +688,8 @@ def bench(
 
     with err.status("benchmarking (sections print as they finish)") if err.is_terminal and not settings.quiet \
             else _nothing():
-        report = run_bench(BenchConfig(quick=quick, device=device.value, workdir=None), on_section=show)
+        report = run_bench(BenchConfig(quick=quick, device=device.value, workdir=None, train_scale=train_scale),
+                           on_section=show, on_progress=note)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.md").write_text(report.markdown())
     plot(report, out_dir / "bench.png")
@@ -687,8 +703,10 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the synthetic dataset, its cache and the run.")] = Path("avemo-demo"),
     actors: Annotated[int, typer.Option(min=4, max=24, help="Synthetic actors (4 folds need at least 4).")] = 8,
     clips_per_actor: Annotated[int, typer.Option(min=8, max=60, help="Clips per actor.")] = 8,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: the cores free to this process).")] = None,
 ) -> None:
     """synth -> extract -> train -> evaluate on the embedded synthetic dataset (random backbone weights)."""
+    _use_threads(threads)
     from avemo.extract import ExtractConfig
     from avemo.pipeline.video import VideoConfig
     from avemo.synth import synthesize
@@ -701,8 +719,9 @@ def demo(
     summary = _extract_with_progress(ExtractConfig(data=data, cache=cache, video=VideoConfig(crop=Crop.center.value)))
     if summary.entries == 0:
         fail(f"no clip of {data} could be extracted", code=1)
-    # 32 training clips per fold: a narrow model and many short epochs (RESULTS.md has what this measured).
-    settings_ = _train_config(None, {"n_folds": 4, "epochs": 80, "batch_size": 16, "lr": 1e-3, "patience": 80,
+    # 32 training clips per fold: a narrow model and short epochs of 2 steps; 60 epochs learn as well as 80
+    # did (held-out UAR, benchmarks/RESULTS.md); smaller batches or fewer epochs did not.
+    settings_ = _train_config(None, {"n_folds": 4, "epochs": 60, "batch_size": 16, "lr": 1e-3, "patience": 60,
                                      "dim": 64})
     _run_training(cache, run, settings_, resume=(run / "config.json").exists())
     from avemo.reports.report import evaluate_run
@@ -714,3 +733,47 @@ def demo(
               f"{ms['accuracy']['mean']:.3f} ± {ms['accuracy']['std']:.3f}, UAR {ms['uar']['mean']:.3f} ± "
               f"{ms['uar']['std']:.3f} (chance {1 / len(report['classes']):.3f})", highlight=False)
 
+
+def _use_threads(threads: int | None) -> None:
+    """Size torch's CPU threads to the free cores (or ``--threads``) before the command's work starts."""
+    from avemo.machine import configure_threads
+
+    configure_threads(threads)
+
+
+@command
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")] = False,
+    device: Annotated[DeviceName, typer.Option(help="Where the GPU rows run: auto, cpu (GPU rows skipped) or cuda.")] = DeviceName.auto,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.",
+                                                   show_default="the cores free to this process")] = None,
+) -> None:
+    """Check this machine: versions, CPU features, and every runtime/precision/decoder path against CPU fp32 torch."""
+    _use_threads(threads)
+    from avemo.doctor import Status, run_doctor
+
+    marks = {Status.ok: "[green]ok[/]", Status.failed: "[bold red]FAILED[/]", Status.unavailable: "[dim]not available[/]"}
+
+    def progress(row) -> None:
+        if not settings.quiet:
+            err.print(f"  {escape(row.path)}: {marks[row.status]}", highlight=False)
+
+    report = run_doctor(device.value, on_row=progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=1))
+        raise typer.Exit(report.exit_code)
+    env = Table(title="avemo doctor: environment", show_header=False)
+    for key, value in report.environment.items():
+        env.add_row(key, escape(value))
+    out.print(env)
+    paths = Table(title=f"avemo doctor: paths (device {report.device})", caption=escape(report.about))
+    for column in ("path", "status", "clips/s", "detail"):
+        paths.add_column(column)
+    for row in report.paths:
+        speed = f"{row.clips_per_second:.2f}" if row.clips_per_second else ""
+        paths.add_row(escape(row.path), marks[row.status], speed, escape(row.detail))
+    out.print(paths)
+    failed = [r.path for r in report.paths if r.status is Status.failed]
+    out.print(f"[bold red]{len(failed)} path(s) FAILED[/]: {escape(', '.join(failed))}" if failed
+                  else "[bold green]every available path passed[/]", highlight=False)
+    raise typer.Exit(report.exit_code)

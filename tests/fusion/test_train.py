@@ -147,3 +147,27 @@ def test_impossible_settings_are_refused_before_anything_is_written(fusion_cache
     config.write_text(json.dumps({key: value}))
     result = CliRunner().invoke(app, ["train", str(fusion_cache), "--run", str(tmp_path / "run"), "--config", str(config)])
     assert result.exit_code == 2 and not (tmp_path / "run").exists()
+
+
+def test_checkpoints_hold_what_resume_needs_and_the_best_weights_once(fusion_cache, tmp_path):
+    config = TrainConfig(n_folds=4, folds=[1], epochs=4, batch_size=16, lr=1e-3, patience=100,
+                         model=FusionConfig(dim=32))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_2(epoch, _):
+        if epoch == 2:
+            raise Stop
+
+    fold = tmp_path / "run" / "fold_1"
+    with pytest.raises(Stop):
+        train_run(fusion_cache, tmp_path / "run", config, on_epoch=stop_after_2)
+    last = torch.load(fold / "last.pt", weights_only=True)
+    assert set(last) == {"model", "optimizer", "scheduler", "rng", "state", "config", "fold"}
+    assert "best_model" not in last["state"]  # the best weights live in best-so-far.pt, written when they change
+    best = torch.load(fold / "best-so-far.pt", weights_only=True)
+    assert best["epoch"] == last["state"]["best_epoch"] and not (fold / "best.pt").exists()
+    train_run(fusion_cache, tmp_path / "run", config, resume=True)
+    assert (fold / "best.pt").exists() and not (fold / "best-so-far.pt").exists()
+    assert "centroids" in torch.load(fold / "best.pt", weights_only=True)

@@ -26,15 +26,18 @@ import torch
 from avemo.engines.backbones import BackboneConfig, build_audio, build_video
 from avemo.engines.runtime import resolve_device
 from avemo.engines.torch import TorchBackend
+from avemo.machine import BF16_EMULATED, cpu_features, native_bf16
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    quick: bool = False  # a smaller, shorter run (under two minutes on two CPU cores)
+    quick: bool = False  # a smaller, shorter run (see benchmarks/RESULTS.md for its measured time)
     device: str = "auto"
     workdir: Path | None = None  # synthetic clips and caches; a temporary folder by default
+    train_scale: bool = False  # only the RAVDESS-scale 6-fold training section (minutes; not in the default run)
+    train_folds: tuple[int, ...] | None = None  # that section's folds (default all 6)
 
     @property
     def repeats(self) -> int:
@@ -114,7 +117,9 @@ def matmul_peak(device: torch.device) -> str:
     """Measured peak of large matrix products in fp32 and bf16 (what the backbones' convolutions can hope for)."""
     n = 2048 if device.type == "cpu" else 8192
     parts = []
-    for dtype in (torch.float32, torch.bfloat16):
+    # Emulated bf16 would take minutes here and print a meaningless rate (issue 12).
+    dtypes = (torch.float32, torch.bfloat16) if device.type == "cuda" or native_bf16() else (torch.float32,)
+    for dtype in dtypes:
         a = torch.randn(n, n, device=device, dtype=dtype)
         seconds = median_seconds(lambda: a @ a, repeats=3)
         parts.append(f"{2 * n ** 3 / seconds / 1e9:.0f} GFLOP/s {str(dtype).split('.')[-1]}")
@@ -198,7 +203,8 @@ def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, devi
 def _backends(video_net, audio_net, device: torch.device, quick: bool) -> list[tuple[str, Callable[[], Any]]]:
     """(label, factory) of every runtime worth timing on ``device``; torch eager fp32 first."""
     rows: list[tuple[str, Callable[[], Any]]] = [("torch eager fp32", lambda: TorchBackend(video_net, audio_net, device))]
-    rows.append(("torch bf16", lambda: TorchBackend(video_net, audio_net, device, precision="bf16")))
+    if device.type == "cuda" or native_bf16():
+        rows.append(("torch bf16", lambda: TorchBackend(video_net, audio_net, device, precision="bf16")))
     if device.type == "cuda":
         rows += [("torch fp16", lambda: TorchBackend(video_net, audio_net, device, precision="fp16")),
                  ("torch fp16 + CUDA graphs", lambda: TorchBackend(video_net, audio_net, device, precision="fp16",
@@ -248,13 +254,17 @@ def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Se
     seed_net = build_video(backbones)[0].net.to(device)
     seed_input = torch.rand(6, 3, 16, 256, 256, device=device) * 255
     seed_gflop = 6 * count_gflop(seed_net, seed_input[:1])
-    seed_seconds = median_seconds(lambda: seed_backbone(seed_net, seed_input), max(1, config.repeats - 1))
+    # The seed's rows take ~10 s a call on two CPU cores: --quick times one call, without a warm-up.
+    seed_seconds = median_seconds(lambda: seed_backbone(seed_net, seed_input), max(1, config.repeats - 1),
+                                  warmup=0 if config.quick else 1)
     section.add("seed (video only)", seed_seconds, "clip", f"{seed_gflop / seed_seconds:.0f} GFLOP/s")
     del seed_net, seed_input
     snippet_gflop = count_gflop(video_net, torch.zeros(1, 3, v.frames, v.size, v.size, dtype=torch.uint8))
     segment_gflop = count_gflop(audio_net, torch.zeros(1, a.freq_bins, a.segment_frames))
     clip_gflop = 6 * (snippet_gflop + segment_gflop)
     rows = _backends(video_net, audio_net, device, config.quick)
+    if device.type == "cpu" and not native_bf16():
+        section.limits.append(f"torch bf16: skipped, {BF16_EMULATED} ({cpu_features().describe()})")
     if not config.quick:
         rows += _exported_backends(video_net, audio_net, backbones, device, work)
     for batch in (1,) if config.quick else (1, 4):
@@ -292,7 +302,8 @@ def bench_extract(paths: list[Path], config: BenchConfig, device: torch.device, 
             seed_backbone(seed_net, seek_frames(p).to(device))
 
     section.add("seed: seek per frame + 256x256 squash + train-mode backbone (video only)",
-                median_seconds(seed, config.repeats, warmup=0) / len(paths), "clip", "no warm-up: seconds per clip")
+                median_seconds(seed, 1 if config.quick else config.repeats, warmup=0) / len(paths), "clip",
+                "no warm-up: seconds per clip")
     del seed_net
     runs = iter(range(100))
 
@@ -334,7 +345,8 @@ def bench_training(config: BenchConfig, device: torch.device) -> Section:
     a, p, n = (slice(i * batch, (i + 1) * batch) for i in range(3))
     section.add("seed", median_seconds(lambda: seed_step(seed_model, seed_opt, triplet, (video[a], audio[a]),
                                                          (video[p], audio[p]), (video[n], audio[n])),
-                                       max(1, config.repeats - 1)) / batch, "clip")
+                                       max(1, config.repeats - 1), warmup=0 if config.quick else 1) / batch,
+                "clip", "one step, no warm-up" if config.quick else "")
     del seed_model, seed_opt
     model = FusionModel(FusionConfig()).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -351,8 +363,113 @@ def bench_training(config: BenchConfig, device: torch.device) -> Section:
     return section
 
 
-def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None = None) -> BenchReport:
-    """Run every section; ``on_section`` sees each as it completes."""
+RAVDESS_ACTORS = 24
+
+
+def ravdess_scale_records() -> list[dict[str, Any]]:
+    """Index records of every RAVDESS audio-visual clip: 24 actors x 60 speech + 23 x 44 song = 2,452.
+
+    Speech has all 8 emotions, song 6 (no disgust or surprise); neutral has no strong intensity; two
+    statements, two repetitions; actor 18 recorded no song.
+    """
+    from avemo.emotions import EMOTIONS
+
+    records = []
+    for actor in range(1, RAVDESS_ACTORS + 1):
+        for channel, emotions in ((1, range(1, 9)), (2, range(1, 7))):
+            if channel == 2 and actor == 18:
+                continue
+            for emotion in emotions:
+                for intensity in (1,) if emotion == 1 else (1, 2):
+                    for statement in (1, 2):
+                        for repetition in (1, 2):
+                            clip_id = f"01-{channel:02d}-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}"
+                            records.append({"clip_id": clip_id, "dataset": "ravdess", "actor": actor,
+                                            "gender": "male" if actor % 2 else "female",
+                                            "emotion": EMOTIONS[emotion - 1],
+                                            "vocal_channel": "speech" if channel == 1 else "song"})
+    return records
+
+
+def build_ravdess_scale_cache(root: Path, seed: int = 0) -> int:
+    """A float16 cache of RAVDESS's size with random features of the real shapes; returns the entry count.
+
+    The features carry a weak per-emotion direction under per-actor offsets and noise, so that training
+    learns something and early stopping behaves as on data, not as on pure noise (which stops at once).
+    """
+    from avemo.cache import FeatureCache
+    from avemo.emotions import EMOTIONS
+
+    records = ravdess_scale_records()
+    cache = FeatureCache.create_or_open(root, {"bench": "ravdess-scale random features", "seed": seed},
+                                        (6, 2048, 16), (6, 512), "float16")
+    g = torch.Generator().manual_seed(seed)
+    emotion_v = torch.randn(len(EMOTIONS), 1, 2048, 1, generator=g)
+    emotion_a = torch.randn(len(EMOTIONS), 1, 512, generator=g)
+    actor_v = torch.randn(RAVDESS_ACTORS + 1, 1, 2048, 1, generator=g)
+    for record in records:
+        k, actor = EMOTIONS.index(record["emotion"]), record["actor"]
+        video = (torch.randn(6, 2048, 16, generator=g) + 0.3 * emotion_v[k] + 0.5 * actor_v[actor]).relu()
+        audio = (torch.randn(6, 512, generator=g) + 0.3 * emotion_a[k]).relu()
+        cache.write(record["clip_id"], video, audio, record, 96, 3.5, produced_by="bench: random features")
+    cache.write_index()
+    return len(records)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def bench_train_scale(config: BenchConfig, work: Path, on_progress: Callable[[str], None] | None = None) -> Section:
+    """A full ``avemo train`` with default settings on a RAVDESS-sized cache of random features."""
+    from avemo.fusion.runs import train_run
+    from avemo.fusion.train import TrainConfig
+
+    say = on_progress or (lambda _: None)
+    cache = work / "ravdess-scale-cache"
+    start = time.perf_counter()
+    say("train-scale: writing a cache of 2,452 clips of random features (video (6, 2048, 16), audio (6, 512))")
+    entries = build_ravdess_scale_cache(cache)
+    build_s = time.perf_counter() - start
+    train_config = TrainConfig(folds=list(config.train_folds) if config.train_folds else None)
+    section = Section(f"RAVDESS-scale training: {entries} clips, 24 actors, 6 actor folds, default settings "
+                      f"(batch {train_config.batch_size}, at most {train_config.epochs} epochs, patience "
+                      f"{train_config.patience})", "the first fold")
+    marks: list[tuple[str, float, float]] = []  # (fold, wall start, cpu start)
+    epochs: dict[str, int] = {}
+
+    def on_fold(fold) -> None:
+        marks.append((fold.name, time.perf_counter(), time.process_time()))
+        say(f"train-scale: {fold.name} ({len(fold.train)} training clips)")
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        epochs[marks[-1][0]] = epoch
+
+    load_start = time.perf_counter()
+    results = train_run(cache, work / "ravdess-scale-run", train_config, on_fold=on_fold, on_epoch=on_epoch)
+    end, end_cpu = time.perf_counter(), time.process_time()
+    load_s = marks[0][1] - load_start
+    bounds = marks[1:] + [("end", end, end_cpu)]
+    for (name, t0, c0), (_, t1, c1), result in zip(marks, bounds, results):
+        n = epochs.get(name, 1)
+        section.add(f"{name}: {result.epochs_run} epochs (best {result.best_epoch}, validation UAR "
+                    f"{result.best_val_uar:.2f})", (t1 - t0) / 60, "fold (minutes)",
+                    f"{(t1 - t0) / n:.1f} s/epoch wall, {(c1 - c0) / n:.1f} s/epoch CPU")
+    total = end - load_start
+    section.limits += [f"whole run: {total / 60:.1f} min wall for {len(results)} folds, of which loading the cache "
+                       f"{load_s:.1f} s; peak resident memory of the process {_peak_rss_mb():.0f} MB",
+                       f"writing the cache (not timed above): {build_s:.0f} s",
+                       f"at most {train_config.epochs} epochs per fold: "
+                       f"{max((r.seconds * 60 / max(1, epochs.get(r.name.split(':')[0], 1)) for r in section.rows), default=0) * train_config.epochs / 60:.1f} "
+                       "min per fold if early stopping never triggers"]
+    return section
+
+
+def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None = None,
+              on_progress: Callable[[str], None] | None = None) -> BenchReport:
+    """Run every section; ``on_section`` sees each as it completes, ``on_progress`` a line as each starts."""
     warnings.filterwarnings("ignore", message="RANDOM .* WEIGHTS")
     device = resolve_device(config.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -360,11 +477,23 @@ def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None 
                          quick=config.quick)
     with tempfile.TemporaryDirectory(prefix="avemo-bench-") as tmp:
         work = config.workdir or Path(tmp)
+        if config.train_scale:
+            section = bench_train_scale(config, work, on_progress)
+            report.sections.append(section)
+            if on_section is not None:
+                on_section(section)
+            return report
+        say = on_progress or (lambda _: None)
+        say(f"synthesising {config.clips} clips (H.264, VP9, photographed faces)")
         paths = _synth(work / "h264", config)
         vp9 = _synth(work / "vp9", config, codec="vp9")
         _synth(work / "faces", config, faces="real")
-        for run in (lambda: bench_decoding(paths, vp9, config, device), lambda: bench_backbones(config, device, work),
-                    lambda: bench_extract(paths, config, device, work), lambda: bench_training(config, device)):
+        sections = [("video decoding", lambda: bench_decoding(paths, vp9, config, device)),
+                    ("backbones per runtime", lambda: bench_backbones(config, device, work)),
+                    ("extraction end to end", lambda: bench_extract(paths, config, device, work)),
+                    ("fusion training step", lambda: bench_training(config, device))]
+        for number, (label, run) in enumerate(sections, 1):
+            say(f"section {number}/{len(sections)}: {label}")
             section = run()
             report.sections.append(section)
             if on_section is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 
@@ -11,6 +12,18 @@ from avemo.errors import SetupError
 
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+_warned_bf16: list[bool] = []
+
+
+def _warn_if_bf16_emulated() -> None:
+    """Once per process: bf16 on a CPU without AVX512-BF16/AMX runs emulated, several times slower than fp32."""
+    from avemo.machine import BF16_EMULATED, native_bf16
+
+    if not native_bf16() and not _warned_bf16:
+        _warned_bf16.append(True)
+        warnings.warn(f"--precision bf16: {BF16_EMULATED}; use --precision fp32 here", UserWarning, stacklevel=3)
 
 
 class _CudaGraphed:
@@ -64,6 +77,8 @@ class TorchBackend:
             raise SetupError("--precision fp16 with the torch backend needs CUDA; on a CPU use bf16 or fp32")
         if cuda_graphs and device.type != "cuda":
             raise SetupError("--cuda-graphs needs a CUDA device")
+        if precision == "bf16" and device.type == "cpu":
+            _warn_if_bf16_emulated()
         self.device = device
         self.max_batch = max_batch
         self.dtype = TORCH_DTYPES[precision]

@@ -20,11 +20,12 @@ from avemo.files import atomic_write
 from avemo.fusion.model import FusionConfig, FusionModel
 
 FORMAT = "avemo-checkpoint/1"
-Kind = Literal["best", "last"]
+Kind = Literal["best", "last", "best-so-far"]
 # What each kind must hold (checkpoints written before the format tag existed hold exactly these).
 REQUIRED: dict[str, set[str]] = {
     "best": {"model", "centroids", "config"},
     "last": {"model", "optimizer", "scheduler", "rng", "state", "config", "fold"},
+    "best-so-far": {"model", "config"},  # the best weights while a fold still trains
 }
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's container (a zip archive) since PyTorch 1.6
 

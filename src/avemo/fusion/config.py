@@ -37,12 +37,14 @@ class FusionConfig:
 class TrainConfig:
     """Everything that decides a training run; saved into the run as ``config.json``."""
 
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 3e-4
+    epochs: int = 40
+    # 64 clips per step with the learning rate scaled by sqrt(64/32) from the earlier 32 / 3e-4: the same
+    # learning curve per epoch in half the steps (a step's fixed cost dominates small batches on a CPU).
+    batch_size: int = 64
+    lr: float = 4.2e-4
     weight_decay: float = 0.05
     warmup_epochs: int = 3
-    patience: int = 15  # epochs without a better validation UAR before stopping
+    patience: int = 8  # epochs without a better validation UAR before stopping
     loss: str = Loss.emotion_metric.value  # or "triplet" (the seed's)
     metric_weight: float = 1.0
     margin: float = 0.1  # m0, and the triplet loss's margin

@@ -44,13 +44,21 @@ class FeatureSet:
         """
         cache = FeatureCache.open(root)
         entries, _ = cache.scan()
-        features, damaged, kept = [], [], []
+        # One tensor per modality, filled in place: stacking a list of per-clip tensors would hold the whole
+        # cache twice at its peak. Every entry is verified as it is read.
+        video = audio = None
+        kept, damaged = [], []
         for entry in entries:
             try:
-                features.append(cache.read(entry["clip_id"], verify=True))
-                kept.append(entry)
+                v, a = cache.read(entry["clip_id"], verify=True)
             except DamagedEntryError as err:
                 damaged.append(f"{entry['clip_id']} ({str(err).split(': ', 1)[-1]})")
+                continue
+            if video is None:
+                video = torch.empty((len(entries), *v.shape), dtype=v.dtype)
+                audio = torch.empty((len(entries), *a.shape), dtype=a.dtype)
+            video[len(kept)], audio[len(kept)] = v, a
+            kept.append(entry)
         if damaged and not skip_damaged:
             named = ", ".join(damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
             raise CacheError(f"{root}: {len(damaged)} damaged entr{'y' if len(damaged) == 1 else 'ies'}: {named}; "
@@ -62,12 +70,11 @@ class FeatureSet:
         datasets = {e["dataset"] for e in entries}
         if len(datasets) != 1:
             raise CacheError(f"{root}: the cache mixes datasets {sorted(datasets)}; train on one at a time")
-        videos, audios = zip(*features)
         names = vocabulary([e["emotion"] for e in entries])
         folds = [e.get("fold") for e in entries]
         dataset = datasets.pop()
         return cls(
-            video=torch.stack(videos), audio=torch.stack(audios),
+            video=video[:len(kept)], audio=audio[:len(kept)],
             labels=torch.tensor([names.index(e["emotion"]) for e in entries]),
             actors=np.array([e["actor"] for e in entries]), clip_ids=[e["clip_id"] for e in entries],
             dataset=dataset, spec=cache.spec, class_names=names,

@@ -4,8 +4,11 @@ A run directory holds everything a run produced::
 
     RUN/config.json      the TrainConfig (file + CLI overrides) and the cache's fingerprint and inputs
     RUN/splits.json      actors and clip ids of every fold
-    RUN/fold_k/last.pt   checkpoint after every epoch (model, optimiser, scheduler, epoch, RNG, metrics)
-    RUN/fold_k/best.pt   the best epoch's weights on the validation actors, with class centroids
+    RUN/fold_k/last.pt   resumable state after every epoch: model, optimiser, scheduler, RNG, counters,
+                         metrics (what --resume needs and no more: no copy of the best weights)
+    RUN/fold_k/best-so-far.pt   the best epoch's weights while the fold trains, written only when the best
+                         changes (removed when the fold ends)
+    RUN/fold_k/best.pt   the best epoch's weights on the validation actors, with class centroids: the fold is done
     RUN/fold_k/predictions.npz   test-actor labels, probabilities, embeddings, centroid predictions
     RUN/fold_k/tensorboard/      scalars: loss terms, accuracy, UAR, learning rate
 
@@ -15,12 +18,11 @@ where it stopped: data order is drawn from (seed, epoch) and the RNG state is re
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,12 +64,17 @@ def fold_identity(fold: Fold, clip_ids: list[str]) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-@torch.no_grad()
 def embed(model: FusionModel, data: FeatureSet, index: list[int], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """(embeddings, logits) of the clips at ``index``, in eval mode."""
+    """(embeddings, logits) of the clips at ``index``, in eval mode, without autograd bookkeeping.
+
+    64 clips at a time: the float32 copy of a 256-clip batch of video features is 0.8 GB (twice that with the
+    transposed copy the projection makes), which set the process's peak memory at RAVDESS scale.
+    """
     model.eval()
-    outs = [model(data.video[chunk], data.audio[chunk]) for chunk in torch.tensor(index).split(batch_size)]
-    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    with torch.inference_mode():
+        outs = [model(data.video[chunk], data.audio[chunk]) for chunk in torch.tensor(index).split(batch_size)]
+        # clone: inference tensors cannot be saved for backward or changed in place outside inference mode
+        return torch.cat([o[0] for o in outs]).clone(), torch.cat([o[1] for o in outs]).clone()
 
 
 def class_centroids(embeddings: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -96,12 +103,12 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     steps_per_epoch = math.ceil(len(fold.train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch))
-    state: dict[str, Any] = {"epoch": 0, "best_uar": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
-                             "best_model": copy.deepcopy(model.state_dict())}
+    state: dict[str, Any] = {"epoch": 0, "best_uar": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     train_index = torch.tensor(fold.train)
     identity = fold_identity(fold, data.clip_ids)
 
-    last = out / "last.pt"
+    last, best_so_far, best_path = out / "last.pt", out / "best-so-far.pt", out / "best.pt"
+    best_model = {k: v.clone() for k, v in model.state_dict().items()}
     if resume and last.exists():
         checkpoint = load_checkpoint(last, "last")
         if checkpoint["config"] != config.to_dict():
@@ -113,6 +120,11 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         scheduler.load_state_dict(checkpoint["scheduler"])
         torch.set_rng_state(checkpoint["rng"])
         state = checkpoint["state"]
+        if "best_model" in state:  # a last.pt written before issue 12 carried the best weights inside
+            best_model = state.pop("best_model")
+        elif state["best_epoch"] > 0:  # the best weights live in their own file, written when they changed
+            source, kind = (best_so_far, "best-so-far") if best_so_far.exists() else (best_path, "best")
+            best_model = load_checkpoint(source, kind)["model"]
     writer = SummaryWriter(str(out / "tensorboard"), purge_step=state["epoch"] + 1)
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
@@ -150,8 +162,10 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         for key, value in metrics.items():
             writer.add_scalar(key, value, epoch)
         if metrics["val/uar"] > state["best_uar"]:
-            state.update(best_uar=metrics["val/uar"], best_epoch=epoch, bad_epochs=0,
-                         best_model=copy.deepcopy(model.state_dict()))
+            state.update(best_uar=metrics["val/uar"], best_epoch=epoch, bad_epochs=0)
+            best_model = {k: v.clone() for k, v in model.state_dict().items()}
+            save_checkpoint({"model": best_model, "config": config.to_dict(), "epoch": epoch,
+                             "val_uar": metrics["val/uar"]}, best_so_far, "best-so-far")
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
@@ -163,11 +177,11 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
             on_epoch(epoch, metrics)
     writer.close()
 
-    model.load_state_dict(state["best_model"])
+    model.load_state_dict(best_model)
     train_emb, _ = embed(model, data, fold.train)
     centroids = class_centroids(train_emb, data.labels[fold.train], config.model.num_classes)
-    save_checkpoint({"model": state["best_model"], "centroids": centroids, "config": config.to_dict(),
-                     "epoch": state["best_epoch"], "val_uar": state["best_uar"]}, out / "best.pt", "best")
+    save_checkpoint({"model": best_model, "centroids": centroids, "config": config.to_dict(),
+                     "epoch": state["best_epoch"], "val_uar": state["best_uar"]}, best_path, "best")
     test_emb, test_logits = embed(model, data, fold.test)
     predictions = io.BytesIO()
     np.savez(predictions,
@@ -180,4 +194,5 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     atomic_write(out / "predictions.npz", predictions.getvalue())
     atomic_write(out / "metrics.json", json.dumps({"best_epoch": state["best_epoch"], "best_val_uar": state["best_uar"],
                                                    "history": state["history"]}, indent=1).encode())
+    best_so_far.unlink(missing_ok=True)  # best.pt holds the same weights now
     return FoldResult(fold.name, state["best_epoch"], state["best_uar"], state["epoch"])
