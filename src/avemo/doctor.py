@@ -164,14 +164,13 @@ def _guarded(name: str, check: Callable[[], PathCheck]) -> PathCheck:
         return PathCheck(name, Status.failed, _one_line(err))
 
 
-# The runtimes' constructors in one place (their feature-description argument is being typed on main).
-def _create(name: str, nets: tuple[Any, Any, dict], device: Any, engines: Path | None = None,
+def _create(name: str, nets: tuple[Any, Any, Any], device: Any, engines: Path | None = None,
             precision: str = "fp32", **options: Any) -> Any:
+    """A runtime, with its graphs checked against the spec of the small backbones."""
     from avemo.engines.runtime import create_backend
 
-    video, audio, description = nets
-    return create_backend(name, video, audio, device, engines=engines, precision=precision,
-                          description=description, **options)
+    video, audio, spec = nets
+    return create_backend(name, video, audio, device, engines=engines, precision=precision, spec=spec, **options)
 
 
 def _export(engines: Path, precision: str) -> None:
@@ -184,17 +183,17 @@ def _export(engines: Path, precision: str) -> None:
                                   max_batch=8))
 
 
-def _nets() -> tuple[Any, Any, dict]:
+def _nets() -> tuple[Any, Any, Any]:
+    """The small backbones and the spec of their features (the exported graphs are checked against it)."""
     import warnings
 
-    from avemo.engines.backbones import BackboneConfig, build_audio, build_video, describe
+    from avemo.engines.backbones import BackboneConfig
+    from avemo.pipeline.video import VideoConfig
+    from avemo.spec import build_backbones
 
-    config = BackboneConfig(video_arch=SMALL_ARCH)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="RANDOM .* WEIGHTS")
-        video, video_info = build_video(config)
-        audio, audio_info = build_audio(config)
-    return video, audio, describe(config, video, video_info, audio_info)
+        return build_backbones(BackboneConfig(video_arch=SMALL_ARCH), VideoConfig(size=SMALL_SIZE, resize=SMALL_SIZE))
 
 
 def _pyav_clip(work: Path) -> tuple[PathCheck, _Clip | None, Path | None]:

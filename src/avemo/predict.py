@@ -20,7 +20,7 @@ from avemo.errors import AvemoError
 from avemo.engines.backbones import AudioFeatures, VideoFeatures
 from avemo.engines.runtime import create_backend, resolve_device
 from avemo.engines.weights import WeightsSpec
-from avemo.fusion.model import FusionConfig, FusionModel
+from avemo.fusion.model import FusionModel
 from avemo.pipeline.decode import ClipError
 from avemo.pipeline.prepare import prepare_file
 from avemo.spec import FeatureSpec, SpecError, build_backbones

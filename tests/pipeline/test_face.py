@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from avemo.cache import FeatureCache
 from avemo.cli import app
 from avemo.pipeline import face
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.dali import dali_installed
 from avemo.pipeline.face import CENTRE_SHIFT, MARGIN, centre_box, face_box, iou
 from avemo.pipeline.video import VideoConfig, region, snippets_from_region

@@ -259,10 +259,10 @@ def build_engines(graphs: list[Path], device: torch.device, opt_batch: int = 12)
     ``opt_batch`` should be what extract will run: ``--batch-size`` clips x 6 snippets (12 by default), since
     the profile is part of an engine's identity.
     """
+    from avemo.spec import FeatureSpec
+
     plans = []
     for path in graphs:
-        from avemo.spec import FeatureSpec
-
         manifest = json.loads(path.with_suffix(".json").read_text())
         profile = Profile(1, opt_batch, int(manifest["max_batch"]))
         spec = FeatureSpec.from_json(manifest["spec"])
