@@ -502,29 +502,37 @@ def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None 
 
 
 def plot(report: BenchReport, path: Path) -> None:
-    """One horizontal bar panel per section: each row's speed as a multiple of its baseline (log scale)."""
+    """One horizontal bar panel per section on one shared log axis: each row's speed as a multiple of its
+    section's baseline (the 1x line), with the absolute seconds per unit beside it; labels wrap, never cut."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
-    fig, axes = plt.subplots(len(report.sections), 1, figsize=(9, 1.2 + 0.9 * sum(len(s.rows) for s in report.sections)),
-                             squeeze=False)
-    for ax, section in zip(axes[:, 0], report.sections):
-        names = [r.name if len(r.name) < 56 else r.name[:53] + "..." for r in section.rows]
-        ax.barh(names, [r.ratio for r in section.rows], color="tab:blue")
+    sections = [s for s in report.sections if s.rows]
+    ratios = [r.ratio for s in sections for r in s.rows if r.ratio > 0]
+    low, high = min(ratios + [1.0]) / 2, max(ratios + [1.0]) * 12  # room right of the longest bar for its text
+    lines = sum(len(textwrap.wrap(r.name, 42)) for s in sections for r in s.rows)
+    fig, axes = plt.subplots(len(sections), 1, figsize=(11, 1.0 + 0.75 * len(sections) + 0.24 * lines),
+                             squeeze=False, sharex=True, constrained_layout=True,
+                             gridspec_kw={"height_ratios": [max(1, len(s.rows)) for s in sections]})
+    for ax, section in zip(axes[:, 0], sections):
+        names = ["\n".join(textwrap.wrap(r.name, 42)) for r in section.rows]
+        ax.barh(range(len(names)), [r.ratio for r in section.rows], color="tab:blue", height=0.6)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FormatStrFormatter("%gx"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(low, high)
         ax.invert_yaxis()
-        ax.axvline(1.0, color="grey", lw=0.8)
-        ax.set_title(section.title, fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.axvline(1.0, color="black", lw=0.9)
+        ax.set_title(section.title, fontsize=9, loc="left")
         for y, r in enumerate(section.rows):
-            ax.text(r.ratio, y, f" {r.ratio:.2f}x", va="center", fontsize=7)
-    axes[-1, 0].set_xlabel("speed as a multiple of the section's baseline (log scale)")
+            ax.text(r.ratio * 1.08, y, f"{r.ratio:.2f}x  ({r.seconds:.3g} s/{r.unit})", va="center", fontsize=7)
+    axes[-1, 0].xaxis.set_major_formatter(FormatStrFormatter("%gx"))
+    axes[-1, 0].xaxis.set_minor_formatter(NullFormatter())
+    axes[-1, 0].set_xlabel("speed as a multiple of the section's baseline (log scale; the black line is 1x)")
     fig.suptitle(f"avemo bench: {report.device}, {report.date}", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
