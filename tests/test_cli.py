@@ -15,8 +15,8 @@ runner = CliRunner()
 @pytest.mark.parametrize("command, shown", [
     ("extract", ["<face|center|none>", "<auto|torch|onnxruntime|tensorrt>", "<auto|pyav|dali>",
                  "<fp32|bf16|fp16>", "<float16|float32>", "[default: face]"]),
-    ("train", ["<emotion-metric|triplet>", "<actors|random-clips>", "<both|video|audio>", "[default: (60)",
-               "[default: (32)", "[default: (0.0003)]", "[default: (15)", "[default: (0)]"]),
+    ("train", ["<emotion-metric|triplet>", "<actors|random-clips>", "<both|video|audio>", "[default: (40)",
+               "[default: (64)", "[default: (0.00042)]", "[default: (8)", "[default: (0)]"]),
     ("synth", ["<h264|vp9>", "<drawn|real>"]),
     ("export", ["<fp32|fp16>"]),
 ])

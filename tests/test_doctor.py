@@ -67,7 +67,7 @@ def test_one_failed_path_makes_the_exit_code_1(monkeypatch):
     result = CliRunner().invoke(app, ["doctor", "--device", "cpu"])
     assert result.exit_code == 1
     assert "FAILED" in result.stdout and "disk full" in result.stdout
-    assert "1 path(s) FAILED: onnxruntime fp32 (CPU)" in result.stderr
+    assert "1 path(s) FAILED: onnxruntime fp32 (CPU)" in result.stdout
     assert DoctorReport("cpu", {}, rows[:1]).exit_code == 0
 
 

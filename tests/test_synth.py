@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from avemo.emotions import EMOTIONS
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.decode import decode_clip
 from avemo.pipeline.discover import discover
@@ -93,7 +94,7 @@ def _descriptors(synth_root):
     clips = discover(synth_root).clips
     prepared = [prepare_clip(clip, VideoConfig(), AudioConfig()) for clip in clips]
     actors = np.array([c.actor for c in clips])
-    labels = np.array([c.label for c in clips])
+    labels = np.array([EMOTIONS.index(c.emotion) for c in clips])
     out = []
     for feats in (np.stack([_video_descriptor(p.video) for p in prepared]),
                   np.stack([_audio_descriptor(p.audio) for p in prepared])):

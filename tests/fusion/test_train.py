@@ -164,7 +164,7 @@ def test_checkpoints_hold_what_resume_needs_and_the_best_weights_once(fusion_cac
     with pytest.raises(Stop):
         train_run(fusion_cache, tmp_path / "run", config, on_epoch=stop_after_2)
     last = torch.load(fold / "last.pt", weights_only=True)
-    assert set(last) == {"model", "optimizer", "scheduler", "rng", "state", "config", "fold"}
+    assert set(last) == {"model", "optimizer", "scheduler", "rng", "state", "config", "fold", "format", "kind"}
     assert "best_model" not in last["state"]  # the best weights live in best-so-far.pt, written when they change
     best = torch.load(fold / "best-so-far.pt", weights_only=True)
     assert best["epoch"] == last["state"]["best_epoch"] and not (fold / "best.pt").exists()

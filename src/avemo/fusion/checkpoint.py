@@ -93,7 +93,8 @@ def build_model(checkpoint: dict[str, Any], path: Path, todo: str = "train the f
     """The fusion model of the configuration a checkpoint records, with its weights (strictly loaded)."""
     try:
         config = FusionConfig(**checkpoint["config"]["model"])
-        model = FusionModel(config)
+        with torch.random.fork_rng(devices=[]):  # building initialises weights: leave a resumed run's RNG alone
+            model = FusionModel(config)
     except (TypeError, KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: from another model configuration ({' '.join(str(err).split())}); "
                               f"{todo}") from None
