@@ -108,6 +108,18 @@ def backbones_for(run: Path, spec: FeatureSpec, video_weights: str | None = None
     return video_net, audio_net
 
 
+def vote(folds: list[FoldModel], video: torch.Tensor, audio: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(B, len(classes)) probabilities of the run's classes for a batch of features: every fold votes equally."""
+    probs = torch.zeros(video.shape[0], len(classes))
+    with torch.inference_mode():
+        for fold in folds:
+            embedding, logits = fold.model(video, audio)
+            scores = logits[:, classes] if fold.use_classifier else \
+                (embedding @ fold.centroids.T)[:, classes] * CENTROID_SCALE
+            probs += torch.softmax(scores, dim=1) / len(folds)
+    return probs
+
+
 def predict_files(paths: list[Path], run: Path, video_weights: str | None = None, audio_weights: str | None = None,
                   device: str = "auto") -> list[Prediction]:
     """Ranked emotions for each file; a file that cannot be read gets its error, the others go on.
@@ -133,13 +145,7 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
         if not (torch.isfinite(video).all() and torch.isfinite(audio).all()):
             results.append(Prediction(path, error=f"features are not finite in {spec.dtype}"))
             continue
-        probs = torch.zeros(len(classes))
-        with torch.inference_mode():
-            for fold in folds:
-                embedding, logits = fold.model(video, audio)
-                scores = logits[0, classes] if fold.use_classifier else \
-                    (embedding @ fold.centroids.T)[0, classes] * CENTROID_SCALE
-                probs += torch.softmax(scores, dim=0) / len(folds)
+        probs = vote(folds, video, audio, classes)[0]
         order = probs.argsort(descending=True)
         results.append(Prediction(path, ranked=[(EMOTIONS[int(classes[i])], float(probs[i])) for i in order]))
     return results
