@@ -199,7 +199,8 @@ def synth(
                                                                    "only fusion tells all 8.")] = False,
     codec: Annotated[Codec, typer.Option(help="h264 (as RAVDESS), or vp9 (what DALI's CPU decoder reads).")] = Codec.h264,
     faces: Annotated[Faces, typer.Option(help="drawn, or real: a photographed face placed and scaled per actor "
-                                              "(true boxes in OUT/faces.json), which --crop face finds.")] = Faces.drawn,
+                                              "(true boxes in OUT/faces.json, OpenFace-style landmark CSVs in "
+                                              "OUT/landmarks/), which --crop face and --crop landmarks find.")] = Faces.drawn,
     long: Annotated[Optional[float], typer.Option("--long", min=1.0, help="Instead of a dataset: one clip of this "
                                                   "many seconds, OUT/long-actor<NN>.mp4, whose emotion changes every "
                                                   "5-7 s, with the truth in the .json beside it (for avemo "
@@ -267,6 +268,15 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         err.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
         for path in summary.no_face[:SHOW_PER_REASON]:
             err.print(f"  {escape(str(path))}", highlight=False, soft_wrap=True)
+    if summary.no_landmarks:
+        err.print(f"[yellow]no usable landmark file[/] (detector or centre crop used): {len(summary.no_landmarks)}",
+                  highlight=False)
+        for path, source in summary.no_landmarks[:SHOW_PER_REASON]:
+            err.print(f"  {escape(str(path))} ({'detected face' if source == 'face' else 'centre crop'})",
+                      highlight=False, soft_wrap=True)
+        if len(summary.no_landmarks) > SHOW_PER_REASON:
+            err.print(f"  ... and {len(summary.no_landmarks) - SHOW_PER_REASON} more (all listed in the cache's "
+                      "report.json)")
     table = Table(title="avemo extract", show_header=False)
     rows = [
         ("clips found", summary.found), ("already cached", summary.cached_before),
@@ -274,6 +284,8 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         ("extracted now", summary.written), ("failed", len(summary.failed)),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
         *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == Crop.face else []),
+        *([("no usable landmark file (detector or centre used)", len(summary.no_landmarks))]
+          if config.video.crop == Crop.landmarks else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
                  f"({summary.clips_per_second:.2f} clips/s)"),
         ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
@@ -315,12 +327,20 @@ def extract(
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
     size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
     crop: Annotated[Crop, typer.Option(help="face: a still box around the detected face (centre crop where none is "
-                                            "found); center; none: the whole frame squashed.")] = Crop.face,
+                                            "found); landmarks: the same box from OpenFace landmark files "
+                                            "(--landmarks; the detector where a file is missing); center; none: "
+                                            "the whole frame squashed.")] = Crop.face,
+    landmarks: Annotated[Optional[Path], typer.Option(help="With --crop landmarks: folder of OpenFace CSVs named "
+                                                           "after the clips (RAVDESS's FacialTracking files).",
+                                                      show_default="none")] = None,
+    landmark_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="With --crop landmarks: ignore frames "
+                                                       "whose tracking confidence is below this.")] = 0.8,
     dtype: Annotated[Dtype, typer.Option(help="Storage type of the features.")] = Dtype.float16,
 ) -> None:
     """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
     from avemo.engines.backbones import BackboneConfig
     from avemo.extract import ExtractConfig
+    from avemo.pipeline.landmarks import LandmarkSettings
     from avemo.pipeline.video import VideoConfig
 
     wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
@@ -328,13 +348,20 @@ def extract(
         fail(f"--channels {channels!r}: use speech, song or speech,song")
     if not data.is_dir():
         fail(f"{data}: not a folder; point avemo at the folder that holds the dataset")
+    if crop == Crop.landmarks and landmarks is None:
+        fail("--crop landmarks needs --landmarks DIR: the folder of OpenFace CSVs named after the clips")
+    if landmarks is not None and crop != Crop.landmarks:
+        fail(f"--landmarks {landmarks}: used only with --crop landmarks")
+    if landmarks is not None and not landmarks.is_dir():
+        fail(f"--landmarks {landmarks}: not a folder; give the folder of OpenFace CSVs named after the clips")
     config = ExtractConfig(
         data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted,
         backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
         video=VideoConfig(size=size, resize=size, crop=crop.value), backend=backend.value, engines=engines,
         precision=precision.value, compile=compile, cuda_graphs=cuda_graphs, device=device.value,
-        decoder=decoder.value, batch_size=batch_size, workers=workers, dtype=dtype.value)
+        decoder=decoder.value, batch_size=batch_size, workers=workers, dtype=dtype.value, landmarks=landmarks,
+        landmark_settings=LandmarkSettings(min_confidence=landmark_confidence))
     summary = _extract_with_progress(config)
     if launched_rank() == 0 and summary.entries == 0:
         fail(f"no usable clip in {data}; check the folder and the file names", code=1)

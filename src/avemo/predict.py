@@ -32,6 +32,11 @@ from avemo.spec import FeatureSpec, SpecError, build_backbones
 CENTROID_SCALE = 10.0
 
 
+# Said once per command: the run's crops came from landmark files, which a new video does not have.
+LANDMARKS_FALLBACK = ("{run}: was cropped with landmark files; new videos have none, so the face detector finds "
+                      "the face (as --crop face does, the centre where it finds none)")
+
+
 class RunMismatch(AvemoError):
     """The run cannot predict as asked: its weights moved, or the backbones given make other features."""
 
@@ -95,7 +100,7 @@ def backbones_for(run: Path, spec: FeatureSpec, video_weights: str | None = None
     """The backbones that make the run's features; raise ``RunMismatch`` naming what would differ."""
     config = spec.backbone_config(_weights_source(run, "video", spec.video_backbone.weights, video_weights),
                                   _weights_source(run, "audio", spec.audio_backbone.weights, audio_weights))
-    video_net, audio_net, here = build_backbones(config, spec.video, spec.audio, spec.dtype)
+    video_net, audio_net, here = build_backbones(config, spec.video, spec.audio, spec.dtype, spec.landmarks)
     changed = spec.differences(here)
     if "face.skimage" in changed:  # the same cascade in another release: boxes may move by a pixel, no more
         warnings.warn(f"{run}: its faces were found with scikit-image {spec.face.skimage}, this installation has "
@@ -133,6 +138,8 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
     backend = create_backend("auto", video_net, audio_net, resolve_device(device))
     classes = torch.tensor(record["classes"])
     dtype = getattr(torch, spec.dtype)
+    if spec.video.crop == "landmarks":
+        warnings.warn(LANDMARKS_FALLBACK.format(run=run), UserWarning, stacklevel=2)
     results = []
     for path in paths:
         try:

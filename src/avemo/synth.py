@@ -312,6 +312,7 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
         for emo, inten, stmt, rep in clip_plan(clips_per_actor):
             path = out / f"Actor_{number:02d}" / f"{clip_name(emo, inten, stmt, rep, number)}.mp4"
             rng = np.random.default_rng([seed, number, emo, inten, stmt, rep])
+            times = None
             if not path.exists():
                 frames, times, audio = render_clip(actor, EMOTIONS[emo - 1], inten, stmt, rng, config, place)
                 write_clip(path, frames, times, audio, config)
@@ -321,12 +322,31 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
                 motion = max(0.2, 1 + g * e.motion)
                 sway = [real_face_box(place, config.width, config.height, t, motion) for t in np.linspace(0, 3, 31)]
                 boxes[path.stem] = [round(float(v), 1) for v in np.mean(sway, axis=0)]
+                landmarks = out / "landmarks" / f"{path.stem}.csv"
+                if not landmarks.exists():
+                    if times is None:  # rendered before: its length is the first draw of its random stream
+                        seconds = np.random.default_rng([seed, number, emo, inten, stmt, rep]).uniform(
+                            config.min_seconds, config.max_seconds)
+                        times = np.arange(int(seconds * config.fps)) / config.fps
+                    write_landmarks(landmarks, [real_face_box(place, config.width, config.height, t, motion)
+                                                for t in times], config.fps)
             written.append(path)
             if on_clip is not None:
                 on_clip(path)
     if boxes:  # the true face box of every clip (its mean over the sway), to check detection against
         (out / "faces.json").write_text(json.dumps(boxes, indent=1))
     return written
+
+
+def write_landmarks(path: Path, boxes: list[tuple[float, float, float, float]], fps: float) -> None:
+    """An OpenFace-style landmark CSV for a clip whose face is at ``boxes`` frame by frame: what
+    ``--crop landmarks`` reads (exact points: their box is the true face box)."""
+    from avemo.pipeline.landmarks import openface_csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(openface_csv(boxes, fps))
+    tmp.replace(path)
 
 
 # --- Real faces -------------------------------------------------------------------------------------------------
