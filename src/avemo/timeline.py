@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -33,7 +34,7 @@ from avemo.pipeline.decode import SHORTFALL, ClipError, _open, _resampler, _why
 from avemo.pipeline.face import CropBox
 from avemo.pipeline.prepare import audio_segments, crop_box
 from avemo.pipeline.video import VideoConfig, region, snippet_windows, snippets_from_frames, snippets_from_region
-from avemo.predict import backbones_for, load_fold_models, run_spec, vote
+from avemo.predict import LANDMARKS_FALLBACK, backbones_for, load_fold_models, run_spec, vote
 
 DEFAULT_WINDOW = 3.0  # seconds, when the run's cache (and so its clip length) cannot be read
 # Video may run this far ahead of the soundtrack (muxers interleave loosely) before missing sound counts as
@@ -434,6 +435,8 @@ def timeline(path: Path, run: Path, config: TimelineConfig = TimelineConfig(),
             (DEFAULT_WINDOW, f"the default (the run's cache at {record.get('cache')} cannot be read)")
     folds = load_fold_models(run)
     video_net, audio_net = backbones_for(run, spec)
+    if spec.video.crop == "landmarks":
+        warnings.warn(LANDMARKS_FALLBACK.format(run=run), UserWarning, stacklevel=2)
     backend = create_backend("auto", video_net, audio_net, resolve_device(config.device))
     classes = torch.tensor(record["classes"])
     dtype = getattr(torch, spec.dtype)
