@@ -142,7 +142,7 @@ def plot_timeline(timeline: Timeline, path: Path) -> None:
     ax.set_ylabel("probability")
     ax.set_title(f"{timeline.path.name}: emotion over time ({timeline.window:.1f} s windows every "
                  f"{timeline.hop:g} s" + ("" if timeline.audio else "; no soundtrack, video only") + ")")
-    handles = [Patch(color=colours[c], label=c) for c in timeline.classes]
+    handles = [Patch(color=colours[c], label=c) for c in reversed(timeline.classes)]  # in the stack's order
     if any(not w.probabilities for w in timeline.windows):
         handles.append(Patch(facecolor="lightgrey", hatch="//", edgecolor="grey", label="not decoded"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
