@@ -125,9 +125,10 @@ def _agreement(truth, rows):
 
 @pytest.mark.slow
 def test_the_timeline_follows_the_emotion_of_a_long_clip(learnt_run, tmp_path):
-    """A long clip of actor 1 (as the training data draws it; seed 2) changes emotion every 5-7 s."""
+    """A long clip of actor 1 (as the training data draws it; seed 2) changes emotion every 5-7 s, at the normal
+    intensity of the training clips (the first 8 clips of an actor are all normal)."""
     video = tmp_path / "long.mp4"
-    truth = synthesize_long(video, 60, seed=2, actor=1, config=SMALL)
+    truth = synthesize_long(video, 60, seed=2, actor=1, config=SMALL, intensity=1)
     result = runner.invoke(app, ["timeline", str(video), "--run", str(learnt_run), "--out", str(tmp_path / "tl")])
     assert result.exit_code == 0, result.output
     with (tmp_path / "tl" / "timeline.csv").open() as handle:

@@ -432,12 +432,12 @@ LONG_SEGMENT = (5.0, 7.0)  # seconds one emotion lasts in a long clip: a few tim
 
 
 def synthesize_long(path: Path, seconds: float, seed: int = 0, actor: int = 1, config: SynthConfig | None = None,
-                    segment: tuple[float, float] = LONG_SEGMENT) -> dict:
+                    segment: tuple[float, float] = LONG_SEGMENT, intensity: int | None = None) -> dict:
     """Write one clip of ``seconds`` in which ``actor`` (as ``synthesize`` draws them with this seed) changes
     emotion every few seconds, and the truth beside it (``path`` with ``.json``); return the truth.
 
     Each stretch is rendered like a clip of its own (face and voice of one emotion, intensity and statement
-    drawn per stretch) and streamed into the encoder, so memory does not grow with ``seconds``. Emotions follow
+    drawn per stretch unless ``intensity`` fixes it: 1 normal, 2 strong) and streamed into the encoder, so memory does not grow with ``seconds``. Emotions follow
     random permutations of all eight, never the same twice in a row.
     """
     config = config or SynthConfig()
@@ -455,9 +455,10 @@ def synthesize_long(path: Path, seconds: float, seed: int = 0, actor: int = 1, c
                 order.append(order.pop(0))
         emotion = EMOTIONS[order.pop(0)]
         length = min(float(rng.uniform(*segment)), seconds - start)
-        intensity = 1 if emotion == "neutral" else int(rng.integers(1, 3))
+        drawn = int(rng.integers(1, 3))
+        strength = 1 if emotion == "neutral" else intensity or drawn  # neutral has no strong form, as in RAVDESS
         segments.append({"start": round(start, 3), "end": round(start + length, 3), "emotion": emotion,
-                         "intensity": intensity, "statement": int(rng.integers(1, 3))})
+                         "intensity": strength, "statement": int(rng.integers(1, 3))})
         start += length
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
