@@ -13,11 +13,12 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("extract", ["<face|center|none>", "<auto|torch|onnxruntime|tensorrt>", "<auto|pyav|dali>",
+    ("extract", ["<face|landmarks|center|none>", "<auto|torch|onnxruntime|tensorrt>", "<auto|pyav|dali>",
                  "<fp32|bf16|fp16>", "<float16|float32>", "[default: face]"]),
     ("train", ["<emotion-metric|triplet>", "<actors|random-clips>", "<both|video|audio>", "[default: (40)",
                "[default: (64)", "[default: (0.00042)]", "[default: (8)", "[default: (0)]"]),
-    ("synth", ["<h264|vp9>", "<drawn|real>"]),
+    ("synth", ["<h264|vp9>", "<drawn|real>", "--long"]),
+    ("timeline", ["the mean duration of its cache's clips, or 3.0", "[default: 1.0", "<auto|cpu|cuda>"]),
     ("export", ["<fp32|fp16>"]),
 ])
 def test_help_lists_choices_and_real_defaults(command, shown):

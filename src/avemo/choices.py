@@ -38,6 +38,7 @@ class Crop(Choice):
     """Which region of the frame the snippets show."""
 
     face = "face"  # a still box around the detected face (avemo extract's default)
+    landmarks = "landmarks"  # a still box around the points of an OpenFace landmark file per clip (--landmarks)
     center = "center"  # what the seed and Hara et al.'s models did: needs no detector
     none = "none"  # the whole frame, squashed
 

@@ -202,16 +202,31 @@ def synth(
                                                                    "only fusion tells all 8.")] = False,
     codec: Annotated[Codec, typer.Option(help="h264 (as RAVDESS), or vp9 (what DALI's CPU decoder reads).")] = Codec.h264,
     faces: Annotated[Faces, typer.Option(help="drawn, or real: a photographed face placed and scaled per actor "
-                                              "(true boxes in OUT/faces.json), which --crop face finds.")] = Faces.drawn,
+                                              "(true boxes in OUT/faces.json, OpenFace-style landmark CSVs in "
+                                              "OUT/landmarks/), which --crop face and --crop landmarks find.")] = Faces.drawn,
+    long: Annotated[Optional[float], typer.Option("--long", min=1.0, help="Instead of a dataset: one clip of this "
+                                                  "many seconds, OUT/long-actor<NN>.mp4, whose emotion changes every "
+                                                  "5-7 s, with the truth in the .json beside it (for avemo "
+                                                  "timeline).", show_default="none")] = None,
+    actor: Annotated[int, typer.Option(min=1, max=24, help="With --long: the actor (as the dataset with this "
+                                                           "--seed draws them).")] = 1,
 ) -> None:
     """Write a synthetic RAVDESS-format dataset whose emotions show in face and voice."""
-    from avemo.synth import SynthConfig, synthesize
+    from avemo.synth import SynthConfig, synthesize, synthesize_long
 
     try:
         config = SynthConfig(width=width, height=height, fps=fps, split_cues=split_cues, codec=codec.value,
                              faces=faces.value)
     except ValueError as error:
         fail(str(error))
+    if long is not None:
+        path = out_dir / f"long-actor{actor:02d}.mp4"
+        with err.status(f"writing {path}") if err.is_terminal and not settings.quiet else _nothing():
+            truth = synthesize_long(path, long, seed, actor, config)
+        changes = ", ".join(f"{s['start']:.1f} s {s['emotion']}" for s in truth["segments"])
+        out.print(f"wrote {path} ({long:g} s: {changes}); truth in {path.with_suffix('.json')}", highlight=False,
+                  soft_wrap=True)
+        return
     with Reporter("synthesising", actors * clips_per_actor, "clips") as progress:
         paths = synthesize(out_dir, actors, clips_per_actor, seed, config, on_clip=lambda _: progress.advance())
     out.print(f"wrote {len(paths)} clips of {actors} actors to {out_dir}", highlight=False, soft_wrap=True)
@@ -260,6 +275,15 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         err.print(f"[yellow]no face found[/] (centre crop used): {len(summary.no_face)}", highlight=False)
         for path in summary.no_face[:SHOW_PER_REASON]:
             err.print(f"  {escape(str(path))}", highlight=False, soft_wrap=True)
+    if summary.no_landmarks:
+        err.print(f"[yellow]no usable landmark file[/] (detector or centre crop used): {len(summary.no_landmarks)}",
+                  highlight=False)
+        for path, source in summary.no_landmarks[:SHOW_PER_REASON]:
+            err.print(f"  {escape(str(path))} ({'detected face' if source == 'face' else 'centre crop'})",
+                      highlight=False, soft_wrap=True)
+        if len(summary.no_landmarks) > SHOW_PER_REASON:
+            err.print(f"  ... and {len(summary.no_landmarks) - SHOW_PER_REASON} more (all listed in the cache's "
+                      "report.json)")
     table = Table(title="avemo extract", show_header=False)
     rows = [
         ("clips found", summary.found), ("already cached", summary.cached_before),
@@ -268,6 +292,8 @@ def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
         *([("damaged entries extracted again", len(summary.damaged))] if summary.damaged else []),
         ("skipped at discovery", len(summary.skipped)), ("entries in cache", summary.entries),
         *([("no face found (centre crop used)", len(summary.no_face))] if config.video.crop == Crop.face else []),
+        *([("no usable landmark file (detector or centre used)", len(summary.no_landmarks))]
+          if config.video.crop == Crop.landmarks else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
                  f"({summary.clips_per_second:.2f} clips/s)"),
         ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
@@ -319,7 +345,14 @@ def extract(
     workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
     size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
     crop: Annotated[Crop, typer.Option(help="face: a still box around the detected face (centre crop where none is "
-                                            "found); center; none: the whole frame squashed.")] = Crop.face,
+                                            "found); landmarks: the same box from OpenFace landmark files "
+                                            "(--landmarks; the detector where a file is missing); center; none: "
+                                            "the whole frame squashed.")] = Crop.face,
+    landmarks: Annotated[Optional[Path], typer.Option(help="With --crop landmarks: folder of OpenFace CSVs named "
+                                                           "after the clips (RAVDESS's FacialTracking files).",
+                                                      show_default="none")] = None,
+    landmark_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="With --crop landmarks: ignore frames "
+                                                       "whose tracking confidence is below this.")] = 0.8,
     dtype: Annotated[Dtype, typer.Option(help="Storage type of the features.")] = Dtype.float16,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.",
                                                    show_default="the cores free to this process")] = None,
@@ -328,6 +361,7 @@ def extract(
     _use_threads(threads)
     from avemo.engines.backbones import BackboneConfig
     from avemo.extract import ExtractConfig
+    from avemo.pipeline.landmarks import LandmarkSettings
     from avemo.pipeline.video import VideoConfig
 
     wanted = tuple(c.strip() for c in channels.split(",") if c.strip())
@@ -351,6 +385,12 @@ def extract(
             fail("--speaker-pattern reads speakers from file names with --dataset folders; a manifest has a "
                  "speaker column, RAVDESS and CREMA-D names carry the actor")
         speaker_regex(speaker_pattern)  # a bad pattern fails now, not after the models are built
+    if crop == Crop.landmarks and landmarks is None:
+        fail("--crop landmarks needs --landmarks DIR: the folder of OpenFace CSVs named after the clips")
+    if landmarks is not None and crop != Crop.landmarks:
+        fail(f"--landmarks {landmarks}: used only with --crop landmarks")
+    if landmarks is not None and not landmarks.is_dir():
+        fail(f"--landmarks {landmarks}: not a folder; give the folder of OpenFace CSVs named after the clips")
     config = ExtractConfig(
         data=data, cache=cache, dataset=dataset.value, vocal_channels=wanted, speaker_pattern=speaker_pattern,
         manifest=manifest,
@@ -358,7 +398,8 @@ def extract(
                                  video_normalization=video_normalization.value, audio_weights=audio_weights),
         video=VideoConfig(size=size, resize=size, crop=crop.value), backend=backend.value, engines=engines,
         precision=precision.value, compile=compile, cuda_graphs=cuda_graphs, device=device.value,
-        decoder=decoder.value, batch_size=batch_size, workers=workers, dtype=dtype.value)
+        decoder=decoder.value, batch_size=batch_size, workers=workers, dtype=dtype.value, landmarks=landmarks,
+        landmark_settings=LandmarkSettings(min_confidence=landmark_confidence))
     summary = _extract_with_progress(config)
     if launched_rank() == 0 and summary.entries == 0:
         fail(f"no usable clip in {manifest or data}; check the folder and the file names", code=1)
@@ -654,6 +695,63 @@ def predict(
             out.print(f"[bold]{escape(str(r.path))}[/]: {ranked}", highlight=False, soft_wrap=True)
     failed = sum(bool(r.error) for r in results)
     if failed == len(results):
+        raise typer.Exit(1)
+    if failed:
+        raise typer.Exit(3)
+
+
+@command
+def timeline(
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="A video of any length (with its soundtrack).")],
+    run: Annotated[Path, typer.Option(help="Run folder written by avemo train.")],
+    window: Annotated[Optional[float], typer.Option(min=0.1, help="Window length in seconds.",
+                                                    show_default="the run's clip length: the mean duration of its "
+                                                                 "cache's clips, or 3.0 when the cache is gone")] = None,
+    hop: Annotated[float, typer.Option(min=0.04, help="Seconds from one window's start to the next.")] = 1.0,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for timeline.csv, timeline.json and "
+                                                    "timeline.png.", show_default="VIDEO's name + '-timeline'")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per backbone batch.")] = 4,
+    device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON on stdout.")] = False,
+) -> None:
+    """Emotion over time: slide a window over a long video in one streaming pass; every fold of the run votes.
+
+    Writes a CSV (start, end, top label, a probability per class, face box), a JSON and a plot. A window that
+    cannot be decoded is marked and the rest goes on (exit code 3; 1 when none could be).
+    """
+    from avemo.timeline import TimelineConfig, timeline as run_timeline
+
+    if not video.is_file():
+        fail(f"{video}: no such file")
+    try:
+        config = TimelineConfig(window=window, hop=hop, batch_size=batch_size, device=device.value)
+    except ValueError as error:
+        fail(str(error))
+    target = out_dir if out_dir is not None else video.with_name(video.stem + "-timeline")
+    with Reporter("timeline", None, "windows") as progress:
+        result, _ = run_timeline(video, run, config, on_total=progress.set_total,
+                                 on_window=lambda w: progress.advance(status=w.error and "not decoded"))
+    paths = result.write(target)
+    failed = [w for w in result.windows if w.error]
+    for w in failed[:SHOW_PER_REASON]:
+        err.print(f"[yellow]{w.start:.1f}-{w.end:.1f} s[/]: {escape(w.error)}", highlight=False, soft_wrap=True)
+    if len(failed) > SHOW_PER_REASON:
+        err.print(f"  ... and {len(failed) - SHOW_PER_REASON} more windows not decoded (marked in the CSV)")
+    note(f"{len(result.windows)} windows of {result.window:.2f} s ({result.window_source}) every {result.hop:g} s"
+         + ("" if result.audio else "; no soundtrack: video only"))
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        table = Table(title=f"avemo timeline {escape(str(video))}")
+        for column in ("start", "end", "top", "probability"):
+            table.add_column(column)
+        for w in result.windows:
+            p = max(w.probabilities) if w.probabilities else None
+            table.add_row(f"{w.start:.1f}", f"{w.end:.1f}", escape(result.top(w) or "not decoded"),
+                          f"{p:.2f}" if p is not None else "-")
+        out.print(table)
+    note(f"wrote {', '.join(str(p) for p in paths)}")
+    if len(failed) == len(result.windows):
         raise typer.Exit(1)
     if failed:
         raise typer.Exit(3)

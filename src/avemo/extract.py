@@ -30,10 +30,11 @@ from avemo.pipeline.clips import Skipped
 from avemo.pipeline.discover import discover
 from avemo.pipeline.batches import InputBatch, dali_inputs, pyav_inputs, resolve_decoder
 from avemo.pipeline.dali import DaliFrames
+from avemo.pipeline.landmarks import LandmarkSettings, LandmarkSource
 from avemo.pipeline.prepare import ClipDataset, FailedClip, keep_as_list
 from avemo.choices import Crop
 from avemo.pipeline.video import VideoConfig
-from avemo.errors import AvemoError
+from avemo.errors import AvemoError, SetupError
 from avemo.files import atomic_write
 from avemo.spec import FeatureSpec, build_backbones
 
@@ -59,6 +60,12 @@ class ExtractConfig:
     batch_size: int = 2  # clips per backbone batch (x6 snippets)
     workers: int = 1  # decoding processes; 0 decodes in this process
     dtype: str = "float16"
+    landmarks: Path | None = None  # --crop landmarks: the folder of OpenFace CSVs named after the clips
+    landmark_settings: LandmarkSettings = field(default_factory=LandmarkSettings)
+
+    def __post_init__(self) -> None:
+        if self.video.crop == Crop.landmarks and self.landmarks is None:
+            raise SetupError("--crop landmarks needs --landmarks DIR (the OpenFace CSVs named after the clips)")
 
 
 @dataclass
@@ -70,6 +77,9 @@ class ExtractSummary:
     skipped: list[Skipped] = field(default_factory=list)  # by discovery
     no_face: list[Path] = field(default_factory=list)  # --crop face found no face: centre crop used
     damaged: list[tuple[Path, str]] = field(default_factory=list)  # cached entries that failed verification: rebuilt
+    # --crop landmarks: clips whose landmark file was missing or too unsure, and the box used instead
+    # ("face": the detector's, "center": neither)
+    no_landmarks: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     setup_seconds: float = 0.0  # discovery, weights, cache check: before the first clip
     decode_seconds: float = 0.0  # summed over clips, in the workers
@@ -149,7 +159,9 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
         raise NothingToExtract(f"{config.manifest or config.data}: no usable clip ({len(found.skipped)} files "
                                f"skipped); check the folder and --dataset {config.dataset}", found.skipped)
     summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
-    video_net, audio_net, spec = build_backbones(config.backbones, config.video, config.audio, config.dtype)
+    landmarks = config.landmark_settings if config.video.crop == Crop.landmarks else None
+    video_net, audio_net, spec = build_backbones(config.backbones, config.video, config.audio, config.dtype,
+                                                 landmarks=landmarks)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
     video_backbone, audio_backbone = spec.video_backbone, spec.audio_backbone
     # The runtime before the cache: exported graphs that do not fit the spec are refused before anything is made.
@@ -180,7 +192,8 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
     summary.setup_seconds = time.perf_counter() - start
     if on_start is not None:
         on_start(len(todo), summary)
-    loader = DataLoader(ClipDataset(todo, config.video, config.audio, decoder), batch_size=config.batch_size,
+    source = LandmarkSource(config.landmarks, config.landmark_settings) if landmarks is not None else None
+    loader = DataLoader(ClipDataset(todo, config.video, config.audio, decoder, source), batch_size=config.batch_size,
                         num_workers=config.workers, collate_fn=keep_as_list, worker_init_fn=_init_worker,
                         prefetch_factor=2 if config.workers else None)
     def report_failed(failed: list[FailedClip]) -> None:
@@ -208,6 +221,8 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
                 summary.written += 1
                 if config.video.crop == Crop.face and clip.box is not None and clip.box.source != "face":
                     summary.no_face.append(clip.record.path)
+                if config.video.crop == Crop.landmarks and clip.box is not None and clip.box.source != "landmarks":
+                    summary.no_landmarks.append((clip.record.path, clip.box.source))
             if on_clip is not None:
                 on_clip(clip.record.clip_id)
 
@@ -277,7 +292,8 @@ def write_report(cache: Path, summary: ExtractSummary) -> None:
         return [{"path": str(s.path), "reason": s.reason, "detail": s.detail} for s in skips]
 
     report = {"skipped": items(summary.skipped), "failed": items(summary.failed),
-              "no_face": [str(p) for p in summary.no_face]}
+              "no_face": [str(p) for p in summary.no_face],
+              "no_landmarks": [{"path": str(p), "crop": source} for p, source in summary.no_landmarks]}
     atomic_write(cache / "report.json", json.dumps(report, indent=1).encode())
 
 
@@ -290,6 +306,7 @@ def merge(parts: list[ExtractSummary]) -> ExtractSummary:
         total.failed += part.failed
         total.no_face += part.no_face
         total.damaged += part.damaged
+        total.no_landmarks += part.no_landmarks
         total.decode_seconds += part.decode_seconds
         total.backbone_seconds += part.backbone_seconds
         total.seconds = max(total.seconds, part.seconds)

@@ -32,6 +32,11 @@ from avemo.spec import FeatureSpec, SpecError, build_backbones
 CENTROID_SCALE = 10.0
 
 
+# Said once per command: the run's crops came from landmark files, which a new video does not have.
+LANDMARKS_FALLBACK = ("{run}: was cropped with landmark files; new videos have none, so the face detector finds "
+                      "the face (as --crop face does, the centre where it finds none)")
+
+
 class RunMismatch(AvemoError):
     """The run cannot predict as asked: its weights moved, or the backbones given make other features."""
 
@@ -96,7 +101,7 @@ def backbones_for(run: Path, spec: FeatureSpec, video_weights: str | None = None
     """The backbones that make the run's features; raise ``RunMismatch`` naming what would differ."""
     config = spec.backbone_config(_weights_source(run, "video", spec.video_backbone.weights, video_weights),
                                   _weights_source(run, "audio", spec.audio_backbone.weights, audio_weights))
-    video_net, audio_net, here = build_backbones(config, spec.video, spec.audio, spec.dtype)
+    video_net, audio_net, here = build_backbones(config, spec.video, spec.audio, spec.dtype, spec.landmarks)
     changed = spec.differences(here)
     if "face.skimage" in changed:  # the same cascade in another release: boxes may move by a pixel, no more
         warnings.warn(f"{run}: its faces were found with scikit-image {spec.face.skimage}, this installation has "
@@ -107,6 +112,18 @@ def backbones_for(run: Path, spec: FeatureSpec, video_weights: str | None = None
                           f"{', '.join(changed[:6])}); pass the --video-weights and --audio-weights the cache was "
                           "extracted with")
     return video_net, audio_net
+
+
+def vote(folds: list[FoldModel], video: torch.Tensor, audio: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(B, len(classes)) probabilities of the run's classes for a batch of features: every fold votes equally."""
+    probs = torch.zeros(video.shape[0], len(classes))
+    with torch.inference_mode():
+        for fold in folds:
+            embedding, logits = fold.model(video, audio)
+            scores = logits[:, classes] if fold.use_classifier else \
+                (embedding @ fold.centroids.T)[:, classes] * CENTROID_SCALE
+            probs += torch.softmax(scores, dim=1) / len(folds)
+    return probs
 
 
 def predict_files(paths: list[Path], run: Path, video_weights: str | None = None, audio_weights: str | None = None,
@@ -123,6 +140,8 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
     classes = torch.tensor(record["classes"])
     names = record.get("class_names", list(EMOTIONS))  # runs of 0.1.0 knew emotions only
     dtype = getattr(torch, spec.dtype)
+    if spec.video.crop == "landmarks":
+        warnings.warn(LANDMARKS_FALLBACK.format(run=run), UserWarning, stacklevel=2)
     results = []
     for path in paths:
         try:
@@ -135,13 +154,7 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
         if not (torch.isfinite(video).all() and torch.isfinite(audio).all()):
             results.append(Prediction(path, error=f"features are not finite in {spec.dtype}"))
             continue
-        probs = torch.zeros(len(classes))
-        with torch.inference_mode():
-            for fold in folds:
-                embedding, logits = fold.model(video, audio)
-                scores = logits[0, classes] if fold.use_classifier else \
-                    (embedding @ fold.centroids.T)[0, classes] * CENTROID_SCALE
-                probs += torch.softmax(scores, dim=0) / len(folds)
+        probs = vote(folds, video, audio, classes)[0]
         order = probs.argsort(descending=True)
         results.append(Prediction(path, ranked=[(names[int(classes[i])], float(probs[i])) for i in order]))
     return results

@@ -21,6 +21,7 @@ from avemo.engines.backbones import (AUDIO_INPUT, AudioBackbone, AudioFeatures, 
 from avemo.engines.weights import RANDOM, Normalization, WeightsSpec
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.face import FaceDetector
+from avemo.pipeline.landmarks import LandmarkSettings
 from avemo.pipeline.video import VideoConfig
 
 FEATURES_FORMAT = "avemo-features/1"
@@ -36,20 +37,31 @@ class FeatureSpec:
     audio_backbone: AudioBackbone
     video: VideoConfig = VideoConfig()
     audio: AudioConfig = AudioConfig()
-    face: FaceDetector | None = None  # the detector's settings, for crop "face" only
+    face: FaceDetector | None = None  # the detector's settings, for crops "face" and "landmarks" (its fallback)
     dtype: str = Dtype.float16.value
+    # crop "landmarks" only: how boxes are read from landmark files (not where the files are: that does not
+    # change the features)
+    landmarks: LandmarkSettings | None = None
 
     def __post_init__(self) -> None:
-        if (self.face is not None) != (self.video.crop == Crop.face):
-            raise ValueError("a feature spec holds the face detector's settings exactly when the crop is 'face'")
+        if (self.face is not None) != (self.video.crop in (Crop.face, Crop.landmarks)):
+            raise ValueError("a feature spec holds the face detector's settings exactly when the crop is 'face' or "
+                             "'landmarks'")
+        if (self.landmarks is not None) != (self.video.crop == Crop.landmarks):
+            raise ValueError("a feature spec holds the landmark settings exactly when the crop is 'landmarks'")
         object.__setattr__(self, "dtype", Dtype.check(self.dtype, "dtype"))
 
     @classmethod
     def of(cls, video_backbone: VideoBackbone, audio_backbone: AudioBackbone, video: VideoConfig,
-           audio: AudioConfig, dtype: str) -> FeatureSpec:
-        """The spec of features made by these backbones and settings on this installation."""
-        face = FaceDetector.current() if video.crop == Crop.face else None
-        return cls(video_backbone, audio_backbone, video, audio, face, dtype)
+           audio: AudioConfig, dtype: str, landmarks: LandmarkSettings | None = None) -> FeatureSpec:
+        """The spec of features made by these backbones and settings on this installation (``landmarks``:
+        for crop "landmarks", its settings; the defaults when not given)."""
+        face = FaceDetector.current() if video.crop in (Crop.face, Crop.landmarks) else None
+        if video.crop == Crop.landmarks:
+            landmarks = landmarks or LandmarkSettings()
+        else:
+            landmarks = None
+        return cls(video_backbone, audio_backbone, video, audio, face, dtype, landmarks)
 
     # -- identity ---------------------------------------------------------------------------------------
 
@@ -65,6 +77,8 @@ class FeatureSpec:
             del video["crop"]
         if self.face is not None:
             video["face"] = asdict(self.face)
+        if self.landmarks is not None:
+            video["landmarks"] = asdict(self.landmarks)
         vb, ab = self.video_backbone, self.audio_backbone
         return {
             "backbones": {
@@ -106,7 +120,7 @@ class FeatureSpec:
 
     def to_json(self) -> dict[str, Any]:
         vb, ab = self.video_backbone, self.audio_backbone
-        return {
+        data = {
             "format": FEATURES_FORMAT,
             "backbones": {
                 "video": {"arch": vb.arch, "weights": asdict(vb.weights), "normalization": asdict(vb.normalization)},
@@ -117,6 +131,9 @@ class FeatureSpec:
             "audio": asdict(self.audio),
             "dtype": self.dtype,
         }
+        if self.landmarks is not None:  # only then: specs stored before landmarks existed read as they did
+            data["landmarks"] = asdict(self.landmarks)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -135,6 +152,7 @@ class FeatureSpec:
                 audio=AudioConfig(**data["audio"]),
                 face=FaceDetector(**data["face"]) if data.get("face") is not None else None,
                 dtype=data["dtype"],
+                landmarks=LandmarkSettings(**data["landmarks"]) if data.get("landmarks") is not None else None,
             )
         except SpecError:
             raise
@@ -150,6 +168,7 @@ class FeatureSpec:
         try:
             video = dict(inputs["video"])
             face = video.pop("face", None)
+            landmarks = video.pop("landmarks", None)
             video.setdefault("crop", Crop.center.value)
             video_b, audio_b = inputs["backbones"]["video"], inputs["backbones"]["audio"]
             norm = video_b["normalization"]
@@ -165,6 +184,7 @@ class FeatureSpec:
                                              audio_b.get("input", AUDIO_INPUT)),
                 video=VideoConfig(**video), audio=AudioConfig(**inputs["audio"]),
                 face=FaceDetector(**face) if face is not None else None, dtype=dtype,
+                landmarks=LandmarkSettings(**landmarks) if landmarks is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SpecError(f"malformed fingerprint inputs ({type(err).__name__}: {err})") from None
@@ -190,7 +210,10 @@ class FeatureSpec:
         """(setting, value) rows in words, for ``avemo inspect``."""
         vb, ab, v = self.video_backbone, self.audio_backbone, self.video
         crop = v.crop + (f" (scikit-image {self.face.skimage} LBP cascade, margin {self.face.margin})"
-                         if self.face is not None else "")
+                         if self.face is not None and self.landmarks is None else "")
+        if self.landmarks is not None:
+            crop += (f" ({self.landmarks.format} files, frames with confidence >= {self.landmarks.min_confidence}, "
+                     f"margin {self.landmarks.margin}; else scikit-image {self.face.skimage} LBP cascade)")
         return [
             ("video backbone", f"{vb.arch}, {vb.normalization.name} input"),
             ("video weights", vb.weights.describe()),
@@ -234,8 +257,9 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def build_backbones(config: BackboneConfig, video: VideoConfig = VideoConfig(), audio: AudioConfig = AudioConfig(),
-                    dtype: str = Dtype.float16.value) -> tuple[VideoFeatures, AudioFeatures, FeatureSpec]:
+                    dtype: str = Dtype.float16.value, landmarks: LandmarkSettings | None = None,
+                    ) -> tuple[VideoFeatures, AudioFeatures, FeatureSpec]:
     """Both backbones as ``config`` says, and the spec of the features they make with these settings."""
     video_net, video_backbone = build_video(config)
     audio_net, audio_backbone = build_audio(config)
-    return video_net, audio_net, FeatureSpec.of(video_backbone, audio_backbone, video, audio, dtype)
+    return video_net, audio_net, FeatureSpec.of(video_backbone, audio_backbone, video, audio, dtype, landmarks)

@@ -312,6 +312,7 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
         for emo, inten, stmt, rep in clip_plan(clips_per_actor):
             path = out / f"Actor_{number:02d}" / f"{clip_name(emo, inten, stmt, rep, number)}.mp4"
             rng = np.random.default_rng([seed, number, emo, inten, stmt, rep])
+            times = None
             if not path.exists():
                 frames, times, audio = render_clip(actor, EMOTIONS[emo - 1], inten, stmt, rng, config, place)
                 write_clip(path, frames, times, audio, config)
@@ -321,12 +322,31 @@ def synthesize(out: Path, actors: int, clips_per_actor: int, seed: int = 0, conf
                 motion = max(0.2, 1 + g * e.motion)
                 sway = [real_face_box(place, config.width, config.height, t, motion) for t in np.linspace(0, 3, 31)]
                 boxes[path.stem] = [round(float(v), 1) for v in np.mean(sway, axis=0)]
+                landmarks = out / "landmarks" / f"{path.stem}.csv"
+                if not landmarks.exists():
+                    if times is None:  # rendered before: its length is the first draw of its random stream
+                        seconds = np.random.default_rng([seed, number, emo, inten, stmt, rep]).uniform(
+                            config.min_seconds, config.max_seconds)
+                        times = np.arange(int(seconds * config.fps)) / config.fps
+                    write_landmarks(landmarks, [real_face_box(place, config.width, config.height, t, motion)
+                                                for t in times], config.fps)
             written.append(path)
             if on_clip is not None:
                 on_clip(path)
     if boxes:  # the true face box of every clip (its mean over the sway), to check detection against
         (out / "faces.json").write_text(json.dumps(boxes, indent=1))
     return written
+
+
+def write_landmarks(path: Path, boxes: list[tuple[float, float, float, float]], fps: float) -> None:
+    """An OpenFace-style landmark CSV for a clip whose face is at ``boxes`` frame by frame: what
+    ``--crop landmarks`` reads (exact points: their box is the true face box)."""
+    from avemo.pipeline.landmarks import openface_csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(openface_csv(boxes, fps))
+    tmp.replace(path)
 
 
 # --- Real faces -------------------------------------------------------------------------------------------------
@@ -404,3 +424,89 @@ def render_real_frame(width: int, height: int, e: Expression, g: float, actor: A
     x1, y1 = min(left + pw, width), min(top + ph, height)
     img[y0:y1, x0:x1] = resized[y0 - top:y1 - top, x0 - left:x1 - left]
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# --- A long clip whose emotion changes ----------------------------------------------------------------------------
+
+LONG_SEGMENT = (5.0, 7.0)  # seconds one emotion lasts in a long clip: a few timeline windows fit inside each
+
+
+def synthesize_long(path: Path, seconds: float, seed: int = 0, actor: int = 1, config: SynthConfig | None = None,
+                    segment: tuple[float, float] = LONG_SEGMENT, intensity: int | None = None) -> dict:
+    """Write one clip of ``seconds`` in which ``actor`` (as ``synthesize`` draws them with this seed) changes
+    emotion every few seconds, and the truth beside it (``path`` with ``.json``); return the truth.
+
+    Each stretch is rendered like a clip of its own (face and voice of one emotion, intensity and statement
+    drawn per stretch unless ``intensity`` fixes it: 1 normal, 2 strong) and streamed into the encoder, so memory does not grow with ``seconds``. Emotions follow
+    random permutations of all eight, never the same twice in a row.
+    """
+    config = config or SynthConfig()
+    if seconds <= 0:
+        raise ValueError(f"--long {seconds}: give a positive number of seconds")
+    rng = np.random.default_rng([seed, actor, 99])
+    who = Actor.draw(actor, seed)
+    place = Placement.draw(actor, seed, config.width, config.height) if config.faces == "real" else None
+    order: list[int] = []
+    segments, start = [], 0.0
+    while start < seconds - 1e-9:
+        if not order:
+            order = [int(i) for i in rng.permutation(len(EMOTIONS))]
+            if segments and EMOTIONS[order[0]] == segments[-1]["emotion"]:
+                order.append(order.pop(0))
+        emotion = EMOTIONS[order.pop(0)]
+        length = min(float(rng.uniform(*segment)), seconds - start)
+        drawn = int(rng.integers(1, 3))
+        strength = 1 if emotion == "neutral" else intensity or drawn  # neutral has no strong form, as in RAVDESS
+        segments.append({"start": round(start, 3), "end": round(start + length, 3), "emotion": emotion,
+                         "intensity": strength, "statement": int(rng.integers(1, 3))})
+        start += length
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    muxer = CONTAINERS.get(path.suffix.lower())
+    if muxer is None:
+        raise ValueError(f"{path}: write .mp4, .flv or .mkv")
+    boxes = []
+    with av.open(str(tmp), mode="w", format=muxer) as container:
+        encoder, options = ENCODERS[config.codec]
+        vstream = container.add_stream(encoder, rate=Fraction(config.fps).limit_denominator(1001))
+        vstream.width, vstream.height, vstream.pix_fmt = config.width, config.height, "yuv420p"
+        vstream.codec_context.time_base = Fraction(1, 1000)
+        vstream.options = options
+        astream = container.add_stream("aac", rate=config.sample_rate, layout="stereo")
+        frame_index, sample_index = 0, 0
+        for k, seg in enumerate(segments):
+            length = seg["end"] - seg["start"]
+            stretch = SynthConfig(**{**config.__dict__, "min_seconds": length, "max_seconds": length})
+            frames, _, audio = render_clip(who, seg["emotion"], seg["intensity"], seg["statement"],
+                                           np.random.default_rng([seed, actor, 99, k]), stretch, place)
+            # frames and samples continue the whole clip's clock, whatever each stretch rendered
+            n_frames = round(seg["end"] * config.fps) - frame_index
+            n_samples = round(seg["end"] * config.sample_rate) - sample_index
+            frames = (frames + frames[-1:] * n_frames)[:n_frames]
+            audio = np.concatenate([audio, np.zeros(max(0, n_samples - len(audio)), np.float32)])[:n_samples]
+            for image in frames:
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = round(frame_index / config.fps * 1000), Fraction(1, 1000)
+                container.mux(vstream.encode(frame))
+                if place is not None:
+                    e, g = _strength(seg["emotion"], seg["intensity"], who)
+                    boxes.append(real_face_box(place, config.width, config.height,
+                                               frame_index / config.fps - seg["start"], max(0.2, 1 + g * e.motion)))
+                frame_index += 1
+            stereo = np.ascontiguousarray(np.stack([audio, audio]))
+            for offset in range(0, stereo.shape[1], 1024):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, offset:offset + 1024]),
+                                                   format="fltp", layout="stereo")
+                chunk.sample_rate, chunk.pts = config.sample_rate, sample_index + offset
+                chunk.time_base = Fraction(1, config.sample_rate)
+                container.mux(astream.encode(chunk))
+            sample_index += n_samples
+        container.mux(vstream.encode(None))
+        container.mux(astream.encode(None))
+    tmp.replace(path)
+    truth = {"video": path.name, "seconds": round(seconds, 3), "actor": actor, "seed": seed, "faces": config.faces,
+             "segments": segments}
+    if boxes:
+        truth["face_box"] = [round(float(v), 1) for v in np.mean(boxes, axis=0)]
+    path.with_suffix(".json").write_text(json.dumps(truth, indent=1))
+    return truth

@@ -36,8 +36,8 @@ class CropBox:
     y: int
     width: int
     height: int
-    source: str  # "face", "center" (asked for, or a face crop's fallback) or "none"
-    face: tuple[int, int, int, int] | None = None  # the detected face (median box, before the margin)
+    source: str  # "face", "landmarks", "center" (asked for, or a face crop's fallback) or "none"
+    face: tuple[int, int, int, int] | None = None  # the face found (median box, before the margin)
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.width, self.height]
@@ -127,12 +127,21 @@ def face_box(frames: list[np.ndarray], width: int, height: int, margin: float = 
             for found in per_frame if any(near(face, d) for d in found)]
     if len(hits) < min(MIN_HITS, len(frames)):
         return centre_box(width, height, fallback)
-    cx, cy, found = np.median(np.asarray(hits), axis=0)
-    face = (round(cx - found / 2), round(cy - found / 2), round(found), round(found))
-    side = min(round(found * margin), width, height)
+    return still_box([(cx, cy, side, side) for cx, cy, side in hits], width, height, margin, CENTRE_SHIFT, "face")
+
+
+def still_box(hits: list[tuple[float, float, float, float]], width: int, height: int, margin: float, shift: float,
+              source: str) -> CropBox:
+    """One still square crop from per-frame face boxes (centre x, centre y, width, height): the median box,
+    its longer side widened by ``margin``, moved down by ``shift`` of that side (a detector's box sits above
+    the face's centre), squared and kept inside the frame. Detected faces and landmark files share it."""
+    cx, cy, w, h = np.median(np.asarray(hits, dtype=np.float64), axis=0)
+    face = (round(cx - w / 2), round(cy - h / 2), round(w), round(h))
+    found = max(w, h)
+    side = max(1, min(round(found * margin), width, height))
     x = int(np.clip(round(cx - side / 2), 0, width - side))
-    y = int(np.clip(round(cy + CENTRE_SHIFT * found - side / 2), 0, height - side))
-    return CropBox(x, y, side, side, "face", face)
+    y = int(np.clip(round(cy + shift * found - side / 2), 0, height - side))
+    return CropBox(x, y, side, side, source, face)
 
 
 def iou(a: CropBox | tuple[float, float, float, float], b: CropBox | tuple[float, float, float, float]) -> float:

@@ -15,6 +15,7 @@ from avemo.pipeline.clips import ClipRecord
 from avemo.pipeline.dali import CPU_CODECS, FrameRequest
 from avemo.pipeline.decode import ClipError, decode_clip, decode_frames, display_rotation
 from avemo.pipeline.face import DETECT_FRAMES, CropBox, centre_box, face_box, full_box
+from avemo.pipeline.landmarks import LandmarkFileError, LandmarkSource, landmark_box
 from avemo.pipeline.video import (VideoConfig, region, sample_indices, snippet_windows, snippets_from_frames,
                                   snippets_from_region)
 
@@ -61,28 +62,49 @@ def detection_frames(count: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(DETECT_FRAMES, count)).round().astype(int))
 
 
-def crop_box(video: VideoConfig, frames: list[np.ndarray], coded: tuple[int, int]) -> CropBox:
-    """The clip's crop box for ``video.crop``; ``frames`` are the detection frames (face only)."""
+def crop_box(video: VideoConfig, frames: list[np.ndarray], coded: tuple[int, int],
+             landmarks: CropBox | None = None) -> CropBox:
+    """The clip's crop box for ``video.crop``; ``frames`` are the detection frames (face and landmarks).
+
+    landmarks: the box from the clip's landmark file when it gave one, else the detector's, else the centre.
+    """
     if video.crop == "none":
         return full_box(*coded)
     if video.crop == "center":
         return centre_box(*coded, video.size / video.resize)
+    if video.crop == "landmarks" and landmarks is not None:
+        return landmarks
     return face_box(frames, *coded, fallback=video.size / video.resize)
 
 
-def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig,
-                 audio_path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float, CropBox]:
+def file_landmarks(path: Path, source: LandmarkSource | None, coded: tuple[int, int]) -> CropBox | None:
+    """The box from ``path``'s landmark file, or None (no source, no file, too few trusted frames); raise
+    ``ClipError`` for a file that is there but unreadable."""
+    if source is None:
+        return None
+    try:
+        return landmark_box(source.file_for(path), *coded, settings=source.settings)
+    except LandmarkFileError as err:
+        raise ClipError(path, "unreadable landmark file", str(err)) from None
+
+
+def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig, audio_path: Path | None = None,
+                 landmarks: LandmarkSource | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float, CropBox]:
     """(snippets uint8, spectrogram segments, frame count, duration, crop box) of one media file; raise
-    ``ClipError``."""
+    ``ClipError``. ``landmarks``: where landmark files are, for ``--crop landmarks`` (None: the detector)."""
+    boxed = video.crop in ("face", "landmarks")
+
     def needed(times: np.ndarray, duration: float) -> np.ndarray:  # only these frames are kept while decoding
         index = sample_indices(times, duration, video.snippets, video.frames).ravel()
-        return np.concatenate([index, detection_frames(len(times))]) if video.crop == "face" else index
+        return np.concatenate([index, detection_frames(len(times))]) if boxed else index
 
     decoded = decode_clip(path, video, audio.sample_rate, audio_path, choose=needed)
     index = decoded.rows(sample_indices(decoded.times, decoded.duration, video.snippets, video.frames))
-    if video.crop == "face":
-        faces = [decoded.frames[i] for i in decoded.rows(detection_frames(len(decoded.times)))]
-        box = crop_box(video, faces, decoded.size)
+    if boxed:
+        from_file = file_landmarks(path, landmarks, decoded.size) if video.crop == "landmarks" else None
+        detect = [] if from_file is not None else \
+            [decoded.frames[i] for i in decoded.rows(detection_frames(len(decoded.times)))]
+        box = crop_box(video, detect, decoded.size, from_file)
         frames = snippets_from_region(decoded.frames, index, region(video, decoded.size, box.as_list()), video.size)
     else:  # frames were scaled while decoding so that the centre crop (or nothing) remains to be done
         box = crop_box(video, [], decoded.size)
@@ -92,7 +114,8 @@ def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig,
     return frames, segs, len(decoded.times), decoded.duration, box
 
 
-def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_decoder: bool) -> EncodedClip:
+def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_decoder: bool,
+                landmarks: LandmarkSource | None = None) -> EncodedClip:
     """Demux one clip (no video decoding) and choose its frames, for DALI; raise ``ClipError``.
 
     ``cpu_decoder``: DALI will decode on the CPU, which reads VP9/VP8 only; other codecs fail here, one clip
@@ -107,8 +130,10 @@ def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_
         raise ClipError(record.path, f"DALI cannot decode {decoded.codec} on the CPU",
                         "use --decoder pyav, or a CUDA device for DALI")
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
-    faces = decode_frames(record.path, detection_frames(len(decoded.times)), video) if video.crop == "face" else []
-    box = crop_box(video, faces, decoded.size)
+    from_file = file_landmarks(record.path, landmarks, decoded.size) if video.crop == "landmarks" else None
+    detect = video.crop == "face" or (video.crop == "landmarks" and from_file is None)
+    faces = decode_frames(record.path, detection_frames(len(decoded.times)), video) if detect else []
+    box = crop_box(video, faces, decoded.size, from_file)
     request = FrameRequest(np.frombuffer(record.path.read_bytes(), np.uint8), video.decode_size(*decoded.size), index,
                            region(video, decoded.size, box.as_list()))
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
@@ -125,9 +150,10 @@ def audio_segments(samples: torch.Tensor, centres: np.ndarray, audio: AudioConfi
     return segments(spec, centres, audio)
 
 
-def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig) -> PreparedClip:
+def prepare_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig,
+                 landmarks: LandmarkSource | None = None) -> PreparedClip:
     """Decode one clip and build its snippets and aligned spectrogram segments; raise ``ClipError``."""
-    frames, segs, frame_count, duration, box = prepare_file(record.path, video, audio, record.audio_path)
+    frames, segs, frame_count, duration, box = prepare_file(record.path, video, audio, record.audio_path, landmarks)
     return PreparedClip(record=record, video=frames, audio=segs, frame_count=frame_count, duration=duration, box=box)
 
 
@@ -138,8 +164,9 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, clips: list[ClipRecord], video: VideoConfig, audio: AudioConfig,
-                 decoder: str = "pyav") -> None:
+                 decoder: str = "pyav", landmarks: LandmarkSource | None = None) -> None:
         self.clips, self.video, self.audio, self.decoder = clips, video, audio, decoder
+        self.landmarks = landmarks
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -149,9 +176,10 @@ class ClipDataset(Dataset):
         start = time.perf_counter()
         try:
             if self.decoder == "pyav":
-                clip: PreparedClip | EncodedClip = prepare_clip(record, self.video, self.audio)
+                clip: PreparedClip | EncodedClip = prepare_clip(record, self.video, self.audio, self.landmarks)
             else:
-                clip = encode_clip(record, self.video, self.audio, cpu_decoder=self.decoder == "dali-cpu")
+                clip = encode_clip(record, self.video, self.audio, cpu_decoder=self.decoder == "dali-cpu",
+                                   landmarks=self.landmarks)
             clip.seconds = time.perf_counter() - start
             return clip
         except ClipError as err:

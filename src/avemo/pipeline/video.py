@@ -45,7 +45,7 @@ class VideoConfig:
         """
         if self.crop == "none":
             return self.size, self.size
-        if self.crop == "face":
+        if self.crop in ("face", "landmarks"):  # landmarks: the same box, from a file (or the detector)
             from avemo.pipeline.face import DECODE_SIDE
 
             short = max(DECODE_SIDE, self.resize)
