@@ -85,6 +85,11 @@ def run_spec(run: Path) -> tuple[dict, FeatureSpec]:
                           "train the run again") from None
 
 
+def class_names(record: dict) -> list[str]:
+    """The names of a run's label ids (runs written by avemo 0.1.0 knew the emotions only)."""
+    return record.get("class_names", list(EMOTIONS))
+
+
 def _weights_source(run: Path, kind: str, weights: WeightsSpec, given: str | None) -> str | None:
     """``given``, or None to take the file the spec names, after checking it is still there."""
     if given is not None or weights.random:
@@ -138,7 +143,7 @@ def predict_files(paths: list[Path], run: Path, video_weights: str | None = None
     video_net, audio_net = backbones_for(run, spec, video_weights, audio_weights)
     backend = create_backend("auto", video_net, audio_net, resolve_device(device))
     classes = torch.tensor(record["classes"])
-    names = record.get("class_names", list(EMOTIONS))  # runs of 0.1.0 knew emotions only
+    names = class_names(record)
     dtype = getattr(torch, spec.dtype)
     if spec.video.crop == "landmarks":
         warnings.warn(LANDMARKS_FALLBACK.format(run=run), UserWarning, stacklevel=2)

@@ -25,7 +25,6 @@ import av
 import numpy as np
 import torch
 
-from avemo.emotions import EMOTIONS
 from avemo.engines.runtime import create_backend, resolve_device
 from avemo.errors import AvemoError
 from avemo.files import atomic_write
@@ -34,7 +33,7 @@ from avemo.pipeline.decode import SHORTFALL, ClipError, _open, _resampler, _why
 from avemo.pipeline.face import CropBox
 from avemo.pipeline.prepare import audio_segments, crop_box
 from avemo.pipeline.video import VideoConfig, region, snippet_windows, snippets_from_frames, snippets_from_region
-from avemo.predict import LANDMARKS_FALLBACK, backbones_for, load_fold_models, run_spec, vote
+from avemo.predict import LANDMARKS_FALLBACK, backbones_for, class_names, load_fold_models, run_spec, vote
 
 DEFAULT_WINDOW = 3.0  # seconds, when the run's cache (and so its clip length) cannot be read
 # Video may run this far ahead of the soundtrack (muxers interleave loosely) before missing sound counts as
@@ -440,7 +439,8 @@ def timeline(path: Path, run: Path, config: TimelineConfig = TimelineConfig(),
     backend = create_backend("auto", video_net, audio_net, resolve_device(config.device))
     classes = torch.tensor(record["classes"])
     dtype = getattr(torch, spec.dtype)
-    result = Timeline(path, [EMOTIONS[int(c)] for c in classes], window, source, config.hop, has_audio)
+    names = class_names(record)
+    result = Timeline(path, [names[int(c)] for c in classes], window, source, config.hop, has_audio)
     stream = _Stream(path, spec.video, spec.audio, window, config.hop, want_audio=has_audio)
     batch: list[_Prepared] = []
 
