@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from avemo.bench.suite import BenchReport, Section, ravdess_scale_records
+from avemo.bench.suite import BenchReport, Section, build_ravdess_scale_cache, ravdess_scale_records
 from avemo.machine import native_bf16
 from avemo.cli import app
 from avemo.pipeline.dali import dali_installed
@@ -62,3 +62,12 @@ def test_ravdess_scale_cache_has_ravdess_clip_counts():
     assert not [r for r in records if r["actor"] == 18 and r["vocal_channel"] == "song"]
     assert {r["emotion"] for r in records if r["vocal_channel"] == "song"} == \
         {"neutral", "calm", "happy", "sad", "angry", "fearful"}
+
+
+def test_the_ravdess_scale_cache_opens_and_loads_for_training(tmp_path):
+    from avemo.fusion.data import FeatureSet
+
+    assert build_ravdess_scale_cache(tmp_path / "cache", limit=24) == 24
+    data = FeatureSet.load(tmp_path / "cache")
+    assert data.video.shape == (24, 6, 2048, 16) and data.audio.shape == (24, 6, 512)
+    assert data.spec.video_backbone.weights.random and len(set(data.labels.tolist())) > 1

@@ -391,18 +391,24 @@ def ravdess_scale_records() -> list[dict[str, Any]]:
     return records
 
 
-def build_ravdess_scale_cache(root: Path, seed: int = 0) -> int:
-    """A float16 cache of RAVDESS's size with random features of the real shapes; returns the entry count.
+def build_ravdess_scale_cache(root: Path, seed: int = 0, limit: int | None = None) -> int:
+    """A float16 cache of RAVDESS's size (or its first ``limit`` clips) with random features of the real shapes;
+    returns the entry count.
 
     The features carry a weak per-emotion direction under per-actor offsets and noise, so that training
     learns something and early stopping behaves as on data, not as on pure noise (which stops at once).
     """
     from avemo.cache import FeatureCache
     from avemo.emotions import EMOTIONS
+    from avemo.engines.backbones import AudioBackbone, VideoBackbone
+    from avemo.engines.weights import HARA_2020, RANDOM, WeightsSpec
+    from avemo.spec import FeatureSpec
 
-    records = ravdess_scale_records()
-    cache = FeatureCache.create_or_open(root, {"bench": "ravdess-scale random features", "seed": seed},
-                                        (6, 2048, 16), (6, 512), "float16")
+    records = ravdess_scale_records()[:limit]
+    # No backbone made these features: the spec says so through weights no file has.
+    weights = WeightsSpec(f"bench-random-features-seed-{seed}", RANDOM)
+    spec = FeatureSpec(VideoBackbone("r3d101", weights, HARA_2020), AudioBackbone(weights))
+    cache = FeatureCache.create_or_open(root, spec, (6, 2048, 16), (6, 512))
     g = torch.Generator().manual_seed(seed)
     emotion_v = torch.randn(len(EMOTIONS), 1, 2048, 1, generator=g)
     emotion_a = torch.randn(len(EMOTIONS), 1, 512, generator=g)
