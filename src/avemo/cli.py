@@ -8,6 +8,7 @@ prints one line and a pointer to ``AVEMO_DEBUG=1`` for its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -221,7 +222,7 @@ def synth(
         fail(str(error))
     if long is not None:
         path = out_dir / f"long-actor{actor:02d}.mp4"
-        with err.status(f"writing {path}") if err.is_terminal and not settings.quiet else _nothing():
+        with err.status(f"writing {path}") if err.is_terminal and not settings.quiet else contextlib.nullcontext():
             truth = synthesize_long(path, long, seed, actor, config)
         changes = ", ".join(f"{s['start']:.1f} s {s['emotion']}" for s in truth["segments"])
         out.print(f"wrote {path} ({long:g} s: {changes}); truth in {path.with_suffix('.json')}", highlight=False,
@@ -441,7 +442,7 @@ def export(
                           backbones=BackboneConfig(video_weights=video_weights, video_arch=video_arch,
                                                    video_normalization=video_normalization.value,
                                                    audio_weights=audio_weights))
-    with err.status("exporting both backbones") if err.is_terminal and not settings.quiet else _nothing():
+    with err.status("exporting both backbones") if err.is_terminal and not settings.quiet else contextlib.nullcontext():
         paths = export_backbones(config)
     for path in paths:
         out.print(f"wrote {path} and {path.with_suffix('.json').name}", highlight=False, soft_wrap=True)
@@ -454,14 +455,6 @@ def export(
         runtime = "tensorrt"
     note(f"use them with: avemo extract DATA --cache DIR --backend {runtime} --engines {engines} --precision "
          f"{precision.value} --size {size} (and the same weights)")
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @command
@@ -785,7 +778,7 @@ def bench(
             out.print(f"  {escape(limit)}", highlight=False, soft_wrap=True)
 
     with err.status("benchmarking (sections print as they finish)") if err.is_terminal and not settings.quiet \
-            else _nothing():
+            else contextlib.nullcontext():
         report = run_bench(BenchConfig(quick=quick, device=device.value, workdir=None, train_scale=train_scale),
                            on_section=show, on_progress=note)
     out_dir.mkdir(parents=True, exist_ok=True)
