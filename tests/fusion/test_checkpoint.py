@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from avemo.cli import app
-from avemo.fusion.checkpoint import FORMAT, CheckpointError, load_checkpoint
+from avemo.fusion.checkpoint import FORMAT, CheckpointError, build_model, load_checkpoint
 from avemo.fusion.model import FusionConfig
 from avemo.fusion.runs import train_run
 from avemo.fusion.train import TrainConfig
@@ -98,3 +98,33 @@ def test_checkpoints_are_tagged_and_untagged_ones_still_load(trained, tmp_path):
         assert set(load_checkpoint(old, kind)) >= {"model", "config"}
     with pytest.raises(CheckpointError, match="a best.pt checkpoint saved under another name"):
         load_checkpoint(trained / "fold_1" / "best.pt", "last")
+
+
+def _without_input_statistics(checkpoint):  # as written before avemo standardised the model's inputs
+    checkpoint["model"] = {k: v for k, v in checkpoint["model"].items() if not k.startswith(("video_norm", "audio_norm"))}
+
+
+def test_a_best_checkpoint_written_before_input_standardisation_loads_as_a_model_of_raw_features(trained, fusion_cache, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    fitted = build_model(load_checkpoint(run / "fold_1" / "best.pt", "best"), run / "fold_1" / "best.pt")
+    assert not torch.equal(fitted.video_norm.std, torch.ones_like(fitted.video_norm.std))  # training fitted them
+    _rewrite(run / "fold_1" / "best.pt", _without_input_statistics)
+    old = build_model(load_checkpoint(run / "fold_1" / "best.pt", "best"), run / "fold_1" / "best.pt")
+    assert torch.equal(old.video_norm.mean, torch.zeros_like(old.video_norm.mean))
+    assert torch.equal(old.audio_norm.std, torch.ones_like(old.audio_norm.std))
+    clip = next((fusion_cache.parent / "data" / "Actor_03").glob("*.mp4"))
+    result = runner.invoke(app, ["predict", str(clip), "--run", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_resuming_a_fold_started_before_input_standardisation_is_refused_in_one_line(trained, fusion_cache, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    _rewrite(run / "fold_1" / "last.pt", _without_input_statistics)
+    result = runner.invoke(app, ["train", str(fusion_cache), "--run", str(run), "--resume", "--n-folds", "4",
+                                 "--folds", "1", "--epochs", "2", "--batch-size", "16", "--dim", "32"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "Traceback" not in result.output and "last.pt" in text and "raw features" in text
+    assert "start a new --run" in text

@@ -62,3 +62,39 @@ def test_cross_attention_runs_in_the_forward_pass_and_lets_audio_shape_the_video
 def test_width_must_split_into_heads():
     with pytest.raises(ValueError, match="divisible"):
         FusionConfig(dim=100, heads=3)
+
+
+def test_input_standardisation_is_fitted_on_the_training_clips_only():
+    """Channels whose offsets and scales differ by orders of magnitude come out at mean 0 and deviation 1 over
+    the clips the statistics were fitted on; other clips (here shifted) do not move the statistics, and a
+    channel that never varies stays finite."""
+    g = torch.Generator().manual_seed(1)
+    scale = torch.logspace(-1, 2, 2048).view(1, 1, 2048, 1)
+    video = (torch.randn(10, 6, 2048, 16, generator=g) * scale + 3 * scale).half()
+    video[:, :, 7] = 0.5  # a dead channel
+    audio = (torch.rand(10, 6, 512, generator=g) * 50).half()
+    video[8:] += 100  # clips outside the fit
+    model = FusionModel(FusionConfig(dim=32)).eval()
+    fresh = model(video[:2], audio[:2])[0]
+    train = torch.arange(8)
+    model.fit_inputs(video, audio, train)
+    x = model.video_norm(video[train].float())
+    live = torch.ones(2048, dtype=torch.bool)
+    live[7] = False
+    torch.testing.assert_close(x.mean(dim=(0, 1, 3))[live], torch.zeros(2047), atol=2e-3, rtol=0)
+    torch.testing.assert_close(x.std(dim=(0, 1, 3), correction=0)[live], torch.ones(2047), atol=2e-3, rtol=0)
+    assert torch.isfinite(x[:, :, 7]).all() and x[:, :, 7].abs().max() < 1e-3
+    a = model.audio_norm(audio[train].float())
+    torch.testing.assert_close(a.mean(dim=(0, 1)), torch.zeros(512), atol=2e-3, rtol=0)
+    torch.testing.assert_close(a.std(dim=(0, 1), correction=0), torch.ones(512), atol=2e-3, rtol=0)
+    assert not torch.allclose(model(video[:2], audio[:2])[0], fresh)  # the forward pass reads them
+
+
+def test_an_unfitted_standardisation_passes_the_features_through():
+    """What a model saw before avemo standardised its inputs: checkpoints without the statistics load as this."""
+    model = FusionModel(FusionConfig(dim=32))
+    video, audio = _inputs()
+    assert torch.equal(model.video_norm(video.float()), video.float())
+    assert torch.equal(model.audio_norm(audio.float()), audio.float())
+    assert model.video_norm.mean.shape == (1, 1, 2048, 1) and model.audio_norm.std.shape == (1, 1, 512)
+    assert FusionModel(FusionConfig(modality="audio")).video_norm is None

@@ -89,6 +89,14 @@ def load_checkpoint(path: Path, kind: Kind) -> dict[str, Any]:
     return checkpoint
 
 
+INPUT_STATISTICS = ("video_norm", "audio_norm")  # the model's Standardize modules
+
+
+def has_input_statistics(weights: dict[str, Any]) -> bool:
+    """Whether a state dict carries the input standardisation (checkpoints written since 2026-11-25 do)."""
+    return any(key.split(".")[0] in INPUT_STATISTICS for key in weights)
+
+
 def build_model(checkpoint: dict[str, Any], path: Path, todo: str = "train the fold again") -> FusionModel:
     """The fusion model of the configuration a checkpoint records, with its weights (strictly loaded)."""
     try:
@@ -102,6 +110,10 @@ def build_model(checkpoint: dict[str, Any], path: Path, todo: str = "train the f
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: its model weights are not a state dict; {todo}")
     expected = model.state_dict()
+    if not has_input_statistics(weights):
+        # Written before avemo standardised the model's inputs: that model saw raw features, which is exactly
+        # what the identity statistics of a fresh Standardize give it. Any other missing key is an error below.
+        weights = {**weights, **{k: v for k, v in expected.items() if k.split(".")[0] in INPUT_STATISTICS}}
     wrong = sorted(k for k in expected.keys() & weights.keys()
                    if not isinstance(weights[k], torch.Tensor) or weights[k].shape != expected[k].shape)
     missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())

@@ -3,6 +3,7 @@
 Per clip it reads video features (6 snippets, 2048 channels, S = 16 positions of the 4 x 4 layer4 map) and
 audio features (6 segments, 512). Data flow::
 
+    every input channel is first standardised by the mean and deviation of the fold's training clips
     video (6, 2048, S) -> project to d -> spatial attention over S -> channel attention over d
                        -> attention pooling over S -> temporal attention over the 6 snippets   -> (6, d)
     audio (6, 512)     -> project to d -> temporal attention over the 6 segments              -> (6, d)
@@ -22,6 +23,46 @@ import torch.nn.functional as F
 from torch import nn
 
 from avemo.fusion.config import FusionConfig
+
+
+class Standardize(nn.Module):
+    """Per-channel ``(x - mean) / std`` with statistics fitted once on training features and saved as buffers.
+
+    Backbone features are ReLU outputs: each channel has its own offset and scale, and the input projection,
+    initialised for inputs of unit scale, would otherwise see mostly the offsets and the largest channels (the
+    spread measured on the synthetic data, and what standardising gained there: benchmarks/RESULTS.md,
+    "Timeline agreement"). Identity until ``fit`` is called, which is what a model trained without it saw.
+    """
+
+    def __init__(self, channels: int, channel_axis: int, ndim: int) -> None:
+        super().__init__()
+        shape = [1] * ndim
+        shape[channel_axis] = channels
+        self.channel_axis = channel_axis
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, index: torch.Tensor, chunk: int = 256) -> None:
+        """Statistics of ``features[index]`` over every axis but the channels, gathered in float64 chunks: the
+        training clips of a RAVDESS-sized cache are never copied whole."""
+        axes = [a for a in range(features.dim()) if a != self.channel_axis]
+        total = torch.zeros(self.mean.shape, dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        for rows in index.split(chunk):
+            part = features[rows].double()
+            total += part.sum(dim=axes, keepdim=True)
+            squares += part.square().sum(dim=axes, keepdim=True)
+        count = len(index) * features[:1].numel() // features.shape[self.channel_axis]
+        mean = total / count
+        std = (squares / count - mean.square()).clamp_min(0).sqrt()
+        # a channel that never varies (dead ReLU) stays near zero rather than being blown up
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp_min(1e-3 * float(std.mean()) + 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
 
 class MultiHeadAttention(nn.Module):
     """Queries from ``x`` attend to ``context`` (itself for self-attention) with SDPA."""
@@ -147,6 +188,8 @@ class FusionModel(nn.Module):
         self.config = c = config
         self.video = VideoBranch(c) if c.modality in ("both", "video") else None
         self.audio = AudioBranch(c) if c.modality in ("both", "audio") else None
+        self.video_norm = Standardize(c.video_channels, 2, 4) if self.video is not None else None  # (B, T, C, S)
+        self.audio_norm = Standardize(c.audio_channels, 2, 3) if self.audio is not None else None  # (B, T, C)
         fuse = c.modality == "both" and c.cross_attention
         self.video_from_audio = Block(c.dim, c.heads, c.dropout, "cross") if fuse else None
         self.audio_from_video = Block(c.dim, c.heads, c.dropout, "cross") if fuse else None
@@ -157,9 +200,15 @@ class FusionModel(nn.Module):
         for p in (*(m.spatial_pos for m in [self.video] if m), *(m.temporal_pos for m in (self.video, self.audio) if m)):
             nn.init.trunc_normal_(p, std=0.02)
 
+    def fit_inputs(self, video: torch.Tensor, audio: torch.Tensor, index: torch.Tensor) -> None:
+        """Fit the input standardisation to the features of the training clips ``index`` (before training)."""
+        for norm, features in ((self.video_norm, video), (self.audio_norm, audio)):
+            if norm is not None:
+                norm.fit(features, index)
+
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        v = self.video(video.float()) if self.video is not None else None
-        a = self.audio(audio.float()) if self.audio is not None else None
+        v = self.video(self.video_norm(video.float())) if self.video is not None else None
+        a = self.audio(self.audio_norm(audio.float())) if self.audio is not None else None
         if self.video_from_audio is not None:
             v, a = self.video_from_audio(v, a), self.audio_from_video(a, v)
         pooled = torch.cat([x.mean(dim=1) for x in (v, a) if x is not None], dim=-1)

@@ -31,7 +31,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from avemo.files import atomic_write
-from avemo.fusion.checkpoint import load_checkpoint, save_checkpoint
+from avemo.fusion.checkpoint import has_input_statistics, load_checkpoint, save_checkpoint
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import build_loss
 from avemo.fusion.config import TrainConfig
@@ -105,6 +105,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch))
     state: dict[str, Any] = {"epoch": 0, "best_uar": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     train_index = torch.tensor(fold.train)
+    model.fit_inputs(data.video, data.audio, train_index)
     identity = fold_identity(fold, data.clip_ids)
 
     last, best_so_far, best_path = out / "last.pt", out / "best-so-far.pt", out / "best.pt"
@@ -115,6 +116,9 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
             raise ValueError(f"{last}: was trained with other settings; start a new --run or drop --resume")
         if checkpoint["fold"] != identity:
             raise ValueError(f"{last}: was trained on other clips (the cache changed since); start a new --run")
+        if not has_input_statistics(checkpoint["model"]):
+            raise ValueError(f"{last}: was trained on raw features, before avemo standardised its inputs; "
+                             "start a new --run")
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
