@@ -206,9 +206,10 @@ def synth(
                                               "(true boxes in OUT/faces.json, OpenFace-style landmark CSVs in "
                                               "OUT/landmarks/), which --crop face and --crop landmarks find.")] = Faces.drawn,
     long: Annotated[Optional[float], typer.Option("--long", min=1.0, help="Instead of a dataset: one clip of this "
-                                                  "many seconds, OUT/long-actor<NN>.mp4, whose emotion changes every "
-                                                  "5-7 s, with the truth in the .json beside it (for avemo "
-                                                  "timeline).", show_default="none")] = None,
+                                                  "many seconds, OUT/long-actor<NN>.mp4, of the actor speaking clip-"
+                                                  "like utterances whose emotion changes every two (5-7 s), with the "
+                                                  "truth in the .json beside it (for avemo timeline).",
+                                                  show_default="none")] = None,
     actor: Annotated[int, typer.Option(min=1, max=24, help="With --long: the actor (as the dataset with this "
                                                            "--seed draws them).")] = 1,
 ) -> None:

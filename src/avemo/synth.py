@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -56,6 +56,10 @@ EXPRESSIONS: dict[str, Expression] = {
 }
 CONTAINERS = {".mp4": "mp4", ".flv": "flv", ".mkv": "matroska"}
 INTENSITY_GAIN = {1: 1.0, 2: 1.6}  # RAVDESS intensity code -> scale of the departure from neutral
+# Drawn faces flush this many times the table's tint: at 1x the actors' skin tones and each clip's light swamp
+# it, and the video features of a random-weight backbone told emotions of unseen actors apart hardly better
+# than chance (benchmarks/RESULTS.md, "Timeline agreement").
+DRAWN_TINT_GAIN = 3.0
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ def _segment_mask(c: _Canvas, p0: tuple[float, float], p1: tuple[float, float], 
 def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mouth_env: float,
                  shade: float) -> np.ndarray:
     """One RGB frame (H, W, 3) uint8 of the actor's face showing expression ``e`` at gain ``g``."""
+    tint_g = DRAWN_TINT_GAIN * g
     size = min(c.width, c.height)
     r = actor.face_r * size
     amp = size * 0.03 * max(0.2, 1 + g * e.motion)
@@ -189,7 +194,7 @@ def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mo
     img = np.empty((c.height, c.width, 3), np.float32)
     img[:] = actor.background * shade
     face = ((c.x - cx) / (actor.aspect * r)) ** 2 + ((c.y - cy) / r) ** 2 < 1
-    img[face] = np.clip(actor.skin + g * np.asarray(e.tint), 0, 255) * shade
+    img[face] = np.clip(actor.skin + tint_g * np.asarray(e.tint), 0, 255) * shade
     eye_h = 0.1 * r * max(0.25, 1 + 0.6 * g * e.eye_open)
     brow_y = cy - 0.42 * r - 0.12 * r * g * e.brow_raise
     for side in (-1, 1):
@@ -208,6 +213,58 @@ def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mo
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+class _Encoder:
+    """One H.264 (or VP9) + AAC file (mp4, flv or mkv) written piece by piece: frames at their times, sound from
+    its first sample, both on the file's one clock. Written to ``path.part`` and moved into place on success."""
+
+    def __init__(self, path: Path, config: SynthConfig, audio: bool, faststart: bool = False) -> None:
+        muxer = CONTAINERS.get(path.suffix.lower())
+        if muxer is None:
+            raise ValueError(f"{path}: write .mp4, .flv or .mkv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.tmp, self.rate = path, path.with_name(path.name + ".part"), config.sample_rate
+        options = {"movflags": "faststart"} if faststart and muxer == "mp4" else {}
+        self.container = av.open(str(self.tmp), mode="w", format=muxer, options=options)
+        encoder, codec_options = ENCODERS[config.codec]
+        self.video = self.container.add_stream(encoder, rate=Fraction(config.fps).limit_denominator(1001))
+        self.video.width, self.video.height, self.video.pix_fmt = config.width, config.height, "yuv420p"
+        self.video.codec_context.time_base = Fraction(1, 1000)
+        self.video.options = codec_options
+        self.audio = self.container.add_stream("aac", rate=config.sample_rate, layout="stereo") if audio else None
+
+    def frame(self, image: np.ndarray, t: float) -> None:
+        """An RGB frame (H, W, 3) uint8 shown from ``t`` seconds on."""
+        # Convert to YUV here, into a fresh frame: when encode() converts, PyAV reuses one buffer that
+        # x264's look-ahead may still hold, and earlier frames get overwritten (irreproducible output).
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+        self.container.mux(self.video.encode(frame))
+
+    def end_video(self) -> None:
+        self.container.mux(self.video.encode(None))
+
+    def sound(self, samples: np.ndarray, first: int) -> None:
+        """Mono samples, the first of them at sample ``first`` of the soundtrack's clock (stored as stereo)."""
+        stereo = np.ascontiguousarray(np.stack([samples, samples]))
+        for offset in range(0, stereo.shape[1], 1024):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, offset:offset + 1024]),
+                                               format="fltp", layout="stereo")
+            chunk.sample_rate, chunk.pts = self.rate, first + offset
+            chunk.time_base = Fraction(1, self.rate)
+            self.container.mux(self.audio.encode(chunk))
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        """On success flush the sound and move the file into place; on an error leave only ``path.part``."""
+        if error is None and self.audio is not None:
+            self.container.mux(self.audio.encode(None))
+        self.container.close()
+        if error is None:
+            self.tmp.replace(self.path)
+
+
 def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: np.ndarray | None,
                config: SynthConfig, audio_start: float = 0.0, faststart: bool = False) -> None:
     """Encode RGB frames shown at ``times`` (seconds) and a mono track as H.264 or VP9 + AAC (mp4, flv or mkv).
@@ -215,39 +272,12 @@ def write_clip(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: n
     ``audio_start`` delays the soundtrack's first sample (seconds); ``faststart`` puts the mp4 index first,
     as streaming-ready files do (a truncated one still opens).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    muxer = CONTAINERS.get(path.suffix.lower())
-    if muxer is None:
-        raise ValueError(f"{path}: write .mp4, .flv or .mkv")
-    options = {"movflags": "faststart"} if faststart and muxer == "mp4" else {}
-    with av.open(str(tmp), mode="w", format=muxer, options=options) as container:
-        encoder, options = ENCODERS[config.codec]
-        vstream = container.add_stream(encoder, rate=Fraction(config.fps).limit_denominator(1001))
-        vstream.width, vstream.height, vstream.pix_fmt = config.width, config.height, "yuv420p"
-        vstream.codec_context.time_base = Fraction(1, 1000)
-        vstream.options = options
-        astream = None
-        if audio is not None:
-            astream = container.add_stream("aac", rate=config.sample_rate, layout="stereo")
+    with _Encoder(path, config, audio is not None, faststart) as encoder:
         for image, t in zip(frames, times):
-            # Convert to YUV here, into a fresh frame: when encode() converts, PyAV reuses one buffer that
-            # x264's look-ahead may still hold, and earlier frames get overwritten (irreproducible output).
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
-            container.mux(vstream.encode(frame))
-        container.mux(vstream.encode(None))
-        if astream is not None and audio is not None:
-            stereo = np.ascontiguousarray(np.stack([audio, audio]))
-            step, offset = 1024, round(audio_start * config.sample_rate)
-            for start in range(0, stereo.shape[1], step):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start:start + step]),
-                                                   format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = config.sample_rate, offset + start
-                chunk.time_base = Fraction(1, config.sample_rate)
-                container.mux(astream.encode(chunk))
-            container.mux(astream.encode(None))
-    tmp.replace(path)
+            encoder.frame(image, t)
+        encoder.end_video()
+        if audio is not None:
+            encoder.sound(audio, round(audio_start * config.sample_rate))
 
 
 VIDEO_PROXIES = ("happy", "sad", "angry", "surprised")
@@ -265,9 +295,10 @@ def split_proxies(emotion: str) -> tuple[str, str]:
 
 
 def render_clip(actor: Actor, emotion: str, intensity: int, statement: int, rng: np.random.Generator,
-                config: SynthConfig, place: Placement | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+                config: SynthConfig, place: Placement | None = None,
+                shade: float | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """(RGB frames, their times in seconds, mono 48 kHz sound) of one clip of ``actor`` showing ``emotion``;
-    ``place`` puts a real face there instead of drawing one."""
+    ``place`` puts a real face there instead of drawing one; ``shade`` fixes the light (drawn per clip otherwise)."""
     face, voice = split_proxies(emotion) if config.split_cues else (emotion, emotion)
     seconds = rng.uniform(config.min_seconds, config.max_seconds)
     audio, env = render_audio(voice, intensity, statement, actor, seconds, config.sample_rate, rng)
@@ -279,7 +310,8 @@ def render_clip(actor: Actor, emotion: str, intensity: int, statement: int, rng:
         times = times[times < seconds]
     e, g = _strength(face, intensity, actor)
     canvas = _Canvas(config.width, config.height)
-    shade = rng.uniform(0.85, 1.15)
+    drawn_shade = rng.uniform(0.85, 1.15)  # drawn in any case: a clip's random stream stays the same
+    shade = drawn_shade if shade is None else shade
     mouth = [float(env[min(int(t * config.sample_rate), len(env) - 1)]) for t in times]
     if place is not None:
         frames = [render_real_frame(config.width, config.height, e, g, actor, place, t, m, shade)
@@ -428,82 +460,73 @@ def render_real_frame(width: int, height: int, e: Expression, g: float, actor: A
 
 # --- A long clip whose emotion changes ----------------------------------------------------------------------------
 
-LONG_SEGMENT = (5.0, 7.0)  # seconds one emotion lasts in a long clip: a few timeline windows fit inside each
+UTTERANCES_PER_EMOTION = 2  # each emotion lasts this many clip-like utterances: 5.2-7.2 s at the default lengths
+
+
+def _emotion_order(rng: np.random.Generator) -> Iterator[str]:
+    """Random permutations of all eight emotions, back to back, never the same emotion twice in a row."""
+    last = None
+    while True:
+        order = [EMOTIONS[i] for i in rng.permutation(len(EMOTIONS))]
+        if order[0] == last:
+            order.append(order.pop(0))
+        yield from order
+        last = order[-1]
 
 
 def synthesize_long(path: Path, seconds: float, seed: int = 0, actor: int = 1, config: SynthConfig | None = None,
-                    segment: tuple[float, float] = LONG_SEGMENT, intensity: int | None = None) -> dict:
+                    utterances: int = UTTERANCES_PER_EMOTION, intensity: int | None = None) -> dict:
     """Write one clip of ``seconds`` in which ``actor`` (as ``synthesize`` draws them with this seed) changes
     emotion every few seconds, and the truth beside it (``path`` with ``.json``); return the truth.
 
-    Each stretch is rendered like a clip of its own (face and voice of one emotion, intensity and statement
-    drawn per stretch unless ``intensity`` fixes it: 1 normal, 2 strong) and streamed into the encoder, so memory does not grow with ``seconds``. Emotions follow
-    random permutations of all eight, never the same twice in a row.
+    The actor speaks as in the dataset's clips: each emotion lasts ``utterances`` utterances, each rendered
+    exactly like one clip (its length drawn from the config's clip lengths, its statement drawn, silence at both
+    ends), back to back under one light. A model trained on the clips thus meets their statistics, cut at
+    other places by the timeline's windows; a stretch rendered as one long clip would instead stretch its pitch
+    contour and drop the pauses. Intensity is drawn per emotion unless ``intensity`` fixes it (1 normal,
+    2 strong). Utterances are streamed into the encoder one at a time, so memory does not grow with ``seconds``.
     """
     config = config or SynthConfig()
     if seconds <= 0:
         raise ValueError(f"--long {seconds}: give a positive number of seconds")
+    if utterances < 1:
+        raise ValueError(f"utterances {utterances}: an emotion needs at least one")
     rng = np.random.default_rng([seed, actor, 99])
     who = Actor.draw(actor, seed)
     place = Placement.draw(actor, seed, config.width, config.height) if config.faces == "real" else None
-    order: list[int] = []
-    segments, start = [], 0.0
-    while start < seconds - 1e-9:
-        if not order:
-            order = [int(i) for i in rng.permutation(len(EMOTIONS))]
-            if segments and EMOTIONS[order[0]] == segments[-1]["emotion"]:
-                order.append(order.pop(0))
-        emotion = EMOTIONS[order.pop(0)]
-        length = min(float(rng.uniform(*segment)), seconds - start)
-        drawn = int(rng.integers(1, 3))
-        strength = 1 if emotion == "neutral" else intensity or drawn  # neutral has no strong form, as in RAVDESS
-        segments.append({"start": round(start, 3), "end": round(start + length, 3), "emotion": emotion,
-                         "intensity": strength, "statement": int(rng.integers(1, 3))})
-        start += length
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    muxer = CONTAINERS.get(path.suffix.lower())
-    if muxer is None:
-        raise ValueError(f"{path}: write .mp4, .flv or .mkv")
+    shade = float(rng.uniform(0.85, 1.15))  # one light for the whole video
+    emotions = _emotion_order(rng)
+    segments: list[dict] = []
     boxes = []
-    with av.open(str(tmp), mode="w", format=muxer) as container:
-        encoder, options = ENCODERS[config.codec]
-        vstream = container.add_stream(encoder, rate=Fraction(config.fps).limit_denominator(1001))
-        vstream.width, vstream.height, vstream.pix_fmt = config.width, config.height, "yuv420p"
-        vstream.codec_context.time_base = Fraction(1, 1000)
-        vstream.options = options
-        astream = container.add_stream("aac", rate=config.sample_rate, layout="stereo")
-        frame_index, sample_index = 0, 0
-        for k, seg in enumerate(segments):
-            length = seg["end"] - seg["start"]
-            stretch = SynthConfig(**{**config.__dict__, "min_seconds": length, "max_seconds": length})
-            frames, _, audio = render_clip(who, seg["emotion"], seg["intensity"], seg["statement"],
-                                           np.random.default_rng([seed, actor, 99, k]), stretch, place)
-            # frames and samples continue the whole clip's clock, whatever each stretch rendered
-            n_frames = round(seg["end"] * config.fps) - frame_index
-            n_samples = round(seg["end"] * config.sample_rate) - sample_index
-            frames = (frames + frames[-1:] * n_frames)[:n_frames]
-            audio = np.concatenate([audio, np.zeros(max(0, n_samples - len(audio)), np.float32)])[:n_samples]
-            for image in frames:
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-                frame.pts, frame.time_base = round(frame_index / config.fps * 1000), Fraction(1, 1000)
-                container.mux(vstream.encode(frame))
-                if place is not None:
-                    e, g = _strength(seg["emotion"], seg["intensity"], who)
-                    boxes.append(real_face_box(place, config.width, config.height,
-                                               frame_index / config.fps - seg["start"], max(0.2, 1 + g * e.motion)))
-                frame_index += 1
-            stereo = np.ascontiguousarray(np.stack([audio, audio]))
-            for offset in range(0, stereo.shape[1], 1024):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, offset:offset + 1024]),
-                                                   format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = config.sample_rate, sample_index + offset
-                chunk.time_base = Fraction(1, config.sample_rate)
-                container.mux(astream.encode(chunk))
-            sample_index += n_samples
-        container.mux(vstream.encode(None))
-        container.mux(astream.encode(None))
-    tmp.replace(path)
+    frame_index, sample_index, start = 0, 0, 0.0  # the whole clip's clock, whatever each utterance rendered
+    with _Encoder(path, config, audio=True) as encoder:
+        while start < seconds - 1e-9:
+            emotion = next(emotions)
+            drawn = int(rng.integers(1, 3))
+            strength = 1 if emotion == "neutral" else intensity or drawn  # neutral is never strong, as in RAVDESS
+            e, g = _strength(emotion, strength, who)
+            spoken = []
+            while len(spoken) < utterances and start < seconds - 1e-9:
+                statement = int(rng.integers(1, 3))
+                clip_rng = np.random.default_rng([seed, actor, 99, int(rng.integers(2 ** 31))])
+                frames, _, audio = render_clip(who, emotion, strength, statement, clip_rng, config, place, shade)
+                end = min(start + len(audio) / config.sample_rate, seconds)
+                spoken.append({"start": round(start, 3), "end": round(end, 3), "statement": statement})
+                n_frames = round(end * config.fps) - frame_index
+                n_samples = round(end * config.sample_rate) - sample_index
+                for image in (frames + frames[-1:] * n_frames)[:n_frames]:
+                    t = frame_index / config.fps
+                    encoder.frame(image, t)
+                    if place is not None:
+                        boxes.append(real_face_box(place, config.width, config.height, t - start,
+                                                   max(0.2, 1 + g * e.motion)))
+                    frame_index += 1
+                encoder.sound(np.pad(audio, (0, max(0, n_samples - len(audio))))[:n_samples], sample_index)
+                sample_index += n_samples
+                start = end
+            segments.append({"start": spoken[0]["start"], "end": spoken[-1]["end"], "emotion": emotion,
+                             "intensity": strength, "utterances": spoken})
+        encoder.end_video()
     truth = {"video": path.name, "seconds": round(seconds, 3), "actor": actor, "seed": seed, "faces": config.faces,
              "segments": segments}
     if boxes:
