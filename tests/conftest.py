@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 # pytest-xdist runs one process per core (addopts: -n auto): each gets its share of the cores, and idle OpenMP
 # threads sleep rather than spin against the other workers. Set before torch is imported by the modules below.
@@ -19,6 +22,8 @@ import torch
 from avemo.engines.backbones import AudioBackbone, BackboneConfig, VideoBackbone
 from avemo.engines.weights import HARA_2020, WeightsSpec, random_weights
 from avemo.extract import ExtractConfig, run_extract
+from avemo.fusion.config import FusionConfig, TrainConfig
+from avemo.fusion.runs import train_run
 from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.video import VideoConfig
 from avemo.spec import FeatureSpec
@@ -40,12 +45,31 @@ def make_spec(video: VideoConfig = VideoConfig(), dtype: str = "float16", sha256
                           AudioConfig(), dtype)
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder ``name``, built by ``build`` in the first test process that asks for it and read by the others.
+
+    pytest-xdist runs the session and module fixtures in every worker: data several workers read would be
+    made once per worker (over a minute of CPU each for the fusion caches on an AVX2 machine). The first
+    worker builds it under a lock in the folder the workers share; the others wait for it, then read it.
+    Tests only read these folders (a test that damages something damages its own copy).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a killed worker's process ends
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed part-way
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 actors x 8 clips (every emotion once per actor), RAVDESS layout."""
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, actors=4, clips_per_actor=8, seed=1)
-    return root
+    return built_once(tmp_path_factory, "synth", lambda root: synthesize(root, actors=4, clips_per_actor=8, seed=1))
 
 
 def solid_clip(path: Path, rgb: tuple[int, int, int], seconds: float = 1.0, fps: float = 10.0,
@@ -69,10 +93,21 @@ def make_cache(root: Path, actors: int, clips: int, split_cues: bool = False) ->
 @pytest.fixture(scope="session")
 def fusion_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 actors x 8 clips (every emotion once per actor): video (6, 512, 4), audio (6, 512)."""
-    return make_cache(tmp_path_factory.mktemp("fusion"), actors=8, clips=8)
+    return built_once(tmp_path_factory, "fusion", lambda root: make_cache(root, actors=8, clips=8)) / "cache"
 
 
 @pytest.fixture(scope="session")
 def split_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """As ``fusion_cache`` but each modality carries only part of the emotion."""
-    return make_cache(tmp_path_factory.mktemp("split"), actors=8, clips=8, split_cues=True)
+    return built_once(tmp_path_factory, "split", lambda root: make_cache(root, actors=8, clips=8, split_cues=True)) / "cache"
+
+
+# The settings the learning tests train with on fusion_cache: 4 folds of 2 actors (test, validation, 4 train).
+LEARN = TrainConfig(n_folds=4, epochs=80, batch_size=16, lr=1e-3, patience=100, model=FusionConfig(dim=64))
+
+
+@pytest.fixture(scope="session")
+def learnt_run(fusion_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``fusion_cache`` trained with ``LEARN``, once a session: tests/fusion/test_train.py scores it on unseen
+    actors, tests/test_timeline.py follows long clips with it. A test that writes into it copies it first."""
+    return built_once(tmp_path_factory, "learnt", lambda root: train_run(fusion_cache, root / "run", LEARN)) / "run"

@@ -13,8 +13,8 @@ runner = CliRunner()
 # RAVDESS emotion code -> a coarser label set avemo has no valence-arousal places for
 SENTIMENT = {"01": "neutral", "02": "positive", "03": "positive", "04": "negative", "05": "negative",
              "06": "negative", "07": "negative", "08": "positive"}
-EXTRACT = ["--video-arch", "r3d10", "--size", "64", "--crop", "center", "--workers", "1", "--batch-size", "8"]
-TRAIN = ["--epochs", "80", "--batch-size", "16", "--lr", "1e-3", "--patience", "100", "--dim", "64"]
+EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--crop", "center", "--workers", "1", "--batch-size", "8"]
+TRAIN = ["--epochs", "40", "--batch-size", "16", "--lr", "1e-3", "--patience", "100", "--dim", "64"]
 
 
 def _relabelled(source, target):
@@ -98,5 +98,5 @@ def test_own_labels_from_folders_and_a_manifest_are_learnt_on_held_out_speakers(
     prediction = json.loads(runner.invoke(app, ["predict", str(next(data.rglob("*.mp4"))), "--run",
                                                 str(tmp_path / "r2"), "--json"]).stdout)[0]
     assert {e["emotion"] for e in prediction["emotions"]} == {"negative", "neutral", "positive"}
-    # chance is 1/3; measured when written: folders 0.559, manifest 0.559
+    # chance is 1/3; measured at 2026-11-30 (64 px, 80 epochs before: 0.559 each): folders 0.674, manifest 0.674
     assert folders_uar >= 0.5 and manifest_uar >= 0.5, (folders_uar, manifest_uar)

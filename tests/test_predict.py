@@ -17,6 +17,7 @@ from avemo.fusion.runs import train_run
 from avemo.fusion.train import TrainConfig
 from avemo.predict import load_fold_models, predict_files
 from avemo.synth import SynthConfig, synthesize
+from tests.conftest import built_once
 
 runner = CliRunner()
 SMALL = ["--video-arch", "r3d10", "--size", "32", "--workers", "0", "--batch-size", "8"]
@@ -25,10 +26,8 @@ SMALL = ["--video-arch", "r3d10", "--size", "32", "--workers", "0", "--batch-siz
 @pytest.fixture(scope="module")
 def faces_data(tmp_path_factory):
     """3 actors x 8 clips around a photographed face, so that --crop face finds faces."""
-    root = tmp_path_factory.mktemp("faces")
-    synthesize(root, actors=3, clips_per_actor=8, seed=4,
-               config=SynthConfig(faces="real", min_seconds=1.2, max_seconds=1.6))
-    return root
+    return built_once(tmp_path_factory, "predict-faces", lambda root: synthesize(
+        root, actors=3, clips_per_actor=8, seed=4, config=SynthConfig(faces="real", min_seconds=1.2, max_seconds=1.6)))
 
 
 def _trained(data, work, *extract_options, n_folds=3):
@@ -40,13 +39,11 @@ def _trained(data, work, *extract_options, n_folds=3):
 
 @pytest.fixture(scope="module")
 def runs(faces_data, tmp_path_factory):
-    """(cache, run) per crop mode, trained on a cache extracted with it; each built once for the module."""
-    made = {}
+    """(cache, run) per crop mode, trained on a cache extracted with it; each built once for the test session."""
 
     def run_for(crop: str):
-        if crop not in made:
-            made[crop] = _trained(faces_data, tmp_path_factory.mktemp(f"crop-{crop}"), "--crop", crop)
-        return made[crop]
+        work = built_once(tmp_path_factory, f"predict-crop-{crop}", lambda w: _trained(faces_data, w, "--crop", crop))
+        return work / "cache", work / "run"
 
     return run_for
 

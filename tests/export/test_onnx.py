@@ -24,6 +24,7 @@ from avemo.engines.torch import TorchBackend  # noqa: E402
 from avemo.export.onnx import ExportConfig, export_backbones  # noqa: E402
 from avemo.pipeline.video import VideoConfig  # noqa: E402
 from avemo.spec import build_backbones  # noqa: E402
+from tests.conftest import built_once  # noqa: E402
 
 CPU = torch.device("cpu")
 BACKBONES = BackboneConfig(video_arch="r3d10")
@@ -35,10 +36,12 @@ TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    root = tmp_path_factory.mktemp("engines")
-    for precision in ("fp32", "fp16"):
-        export_backbones(ExportConfig(engines=root, backbones=BACKBONES, video=SMALL, precision=precision, max_batch=4))
-    return root
+    def export(root):
+        for precision in ("fp32", "fp16"):
+            export_backbones(ExportConfig(engines=root, backbones=BACKBONES, video=SMALL, precision=precision,
+                                          max_batch=4))
+
+    return built_once(tmp_path_factory, "onnx-engines", export)
 
 
 @pytest.fixture(scope="module")

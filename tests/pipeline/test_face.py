@@ -15,7 +15,7 @@ from avemo.pipeline.dali import dali_installed
 from avemo.pipeline.face import CENTRE_SHIFT, MARGIN, centre_box, face_box, iou
 from avemo.pipeline.video import VideoConfig, region, snippets_from_region
 from avemo.synth import SynthConfig, synthesize
-from tests.conftest import make_spec, solid_clip
+from tests.conftest import built_once, make_spec, solid_clip
 
 FACE_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4", "--crop", "face"]
 
@@ -23,9 +23,8 @@ FACE_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--ba
 @pytest.fixture(scope="module")
 def real_faces(tmp_path_factory):
     """10 actors x 2 clips around a photographed face, each actor's at its own random place and scale."""
-    root = tmp_path_factory.mktemp("faces")
-    synthesize(root, actors=10, clips_per_actor=2, seed=5, config=SynthConfig(width=320, height=180, faces="real"))
-    return root
+    return built_once(tmp_path_factory, "faces-10x2", lambda root: synthesize(
+        root, actors=10, clips_per_actor=2, seed=5, config=SynthConfig(width=320, height=180, faces="real")))
 
 
 def _extract(data, cache, *options):
