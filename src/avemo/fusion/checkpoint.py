@@ -93,7 +93,7 @@ INPUT_STATISTICS = ("video_norm", "audio_norm")  # the model's Standardize modul
 
 
 def has_input_statistics(weights: dict[str, Any]) -> bool:
-    """Whether a state dict carries the input standardisation (checkpoints written since 2026-11-25 do)."""
+    """Whether a state dict carries the input standardisation (checkpoints written since 2026-11-30 do)."""
     return any(key.split(".")[0] in INPUT_STATISTICS for key in weights)
 
 

@@ -43,7 +43,7 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.ones(shape))
 
     @torch.no_grad()
-    def fit(self, features: torch.Tensor, index: torch.Tensor, chunk: int = 256) -> None:
+    def fit(self, features: torch.Tensor, index: torch.Tensor, chunk: int = 64) -> None:
         """Statistics of ``features[index]`` over every axis but the channels, gathered in float64 chunks: the
         training clips of a RAVDESS-sized cache are never copied whole."""
         axes = [a for a in range(features.dim()) if a != self.channel_axis]
