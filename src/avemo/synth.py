@@ -185,7 +185,6 @@ def _segment_mask(c: _Canvas, p0: tuple[float, float], p1: tuple[float, float], 
 def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mouth_env: float,
                  shade: float) -> np.ndarray:
     """One RGB frame (H, W, 3) uint8 of the actor's face showing expression ``e`` at gain ``g``."""
-    tint_g = DRAWN_TINT_GAIN * g
     size = min(c.width, c.height)
     r = actor.face_r * size
     amp = size * 0.03 * max(0.2, 1 + g * e.motion)
@@ -194,7 +193,7 @@ def render_frame(c: _Canvas, e: Expression, g: float, actor: Actor, t: float, mo
     img = np.empty((c.height, c.width, 3), np.float32)
     img[:] = actor.background * shade
     face = ((c.x - cx) / (actor.aspect * r)) ** 2 + ((c.y - cy) / r) ** 2 < 1
-    img[face] = np.clip(actor.skin + tint_g * np.asarray(e.tint), 0, 255) * shade
+    img[face] = np.clip(actor.skin + DRAWN_TINT_GAIN * g * np.asarray(e.tint), 0, 255) * shade
     eye_h = 0.1 * r * max(0.25, 1 + 0.6 * g * e.eye_open)
     brow_y = cy - 0.42 * r - 0.12 * r * g * e.brow_raise
     for side in (-1, 1):

@@ -105,12 +105,14 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
         optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch))
     state: dict[str, Any] = {"epoch": 0, "best_uar": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     train_index = torch.tensor(fold.train)
-    model.fit_inputs(data.video, data.audio, train_index)
     identity = fold_identity(fold, data.clip_ids)
 
     last, best_so_far, best_path = out / "last.pt", out / "best-so-far.pt", out / "best.pt"
+    resuming = resume and last.exists()
+    if not resuming:  # a resumed fold reads its statistics from last.pt
+        model.fit_inputs(data.video, data.audio, train_index)
     best_model = {k: v.clone() for k, v in model.state_dict().items()}
-    if resume and last.exists():
+    if resuming:
         checkpoint = load_checkpoint(last, "last")
         if checkpoint["config"] != config.to_dict():
             raise ValueError(f"{last}: was trained with other settings; start a new --run or drop --resume")
