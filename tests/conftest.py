@@ -21,7 +21,7 @@ import torch
 
 from avemo.engines.backbones import AudioBackbone, BackboneConfig, VideoBackbone
 from avemo.engines.weights import HARA_2020, WeightsSpec, random_weights
-from avemo.extract import ExtractConfig, run_extract
+from avemo.extraction import ExtractConfig, run_extract
 from avemo.fusion.config import FusionConfig, TrainConfig
 from avemo.fusion.runs import train_run
 from avemo.pipeline.audio import AudioConfig

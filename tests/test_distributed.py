@@ -122,7 +122,7 @@ def test_two_ranks_train_the_folds_as_one_process_does(fusion_cache, tmp_path):
 
 
 def test_merged_summary_counts_every_rank_once():
-    from avemo.extract import ExtractSummary, merge
+    from avemo.extraction import ExtractSummary, merge
     from avemo.pipeline.clips import Skipped
 
     parts = [ExtractSummary(found=10, cached_before=1, written=4, failed=[Skipped(Path("a"), "bad")], seconds=5.0,

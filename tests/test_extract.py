@@ -109,7 +109,7 @@ def test_bad_inputs_are_reported_one_line_each_and_good_clips_extracted(synth_ro
 
 def test_a_clip_whose_features_cannot_be_stored_fails_alone(synth_root, tmp_path, monkeypatch):
     from avemo.cache import CacheError
-    from avemo.extract import ExtractConfig, run_extract
+    from avemo.extraction import ExtractConfig, run_extract
 
     real_write = FeatureCache.write
 

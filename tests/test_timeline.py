@@ -19,7 +19,7 @@ from avemo.pipeline.decode import decode_clip
 from avemo.pipeline.prepare import audio_segments, prepare_file
 from avemo.pipeline.video import VideoConfig, snippet_windows
 from avemo.synth import SynthConfig, synthesize_long
-from avemo.timeline import _Stream
+from avemo.pipeline.stream import WindowStream as _Stream
 from tests.conftest import make_spec, solid_clip
 
 runner = CliRunner()

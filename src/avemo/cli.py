@@ -32,7 +32,7 @@ from avemo.errors import AvemoError
 from avemo.fusion.config import TrainConfig
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside the command that needs them
-    from avemo.extract import ExtractConfig, ExtractSummary
+    from avemo.extraction import ExtractConfig, ExtractSummary
     from avemo.pipeline.clips import Skipped
 
 app = typer.Typer(help="avemo: audio-visual emotion recognition (Mocanu, Tapu & Zaharia 2023).",
@@ -248,7 +248,7 @@ def _report_skips(title: str, items: list[Skipped]) -> None:
 
 def _extract_with_progress(config: ExtractConfig) -> ExtractSummary:
     """Run an extraction with progress, then print skipped files and failures (stderr) and a summary (stdout)."""
-    from avemo.extract import NothingToExtract, run_extract
+    from avemo.extraction import NothingToExtract, run_extract
 
     if launched_rank() != 0:  # another torchrun process: rank 0 reports for all of them
         try:
@@ -362,7 +362,7 @@ def extract(
     """Turn every clip into cached video (6, 2048, 16) and audio (6, 512) backbone features."""
     _use_threads(threads)
     from avemo.engines.backbones import BackboneConfig
-    from avemo.extract import ExtractConfig
+    from avemo.extraction import ExtractConfig
     from avemo.pipeline.landmarks import LandmarkSettings
     from avemo.pipeline.video import VideoConfig
 
@@ -799,7 +799,7 @@ def demo(
 ) -> None:
     """synth -> extract -> train -> evaluate on the embedded synthetic dataset (random backbone weights)."""
     _use_threads(threads)
-    from avemo.extract import ExtractConfig
+    from avemo.extraction import ExtractConfig
     from avemo.pipeline.video import VideoConfig
     from avemo.synth import synthesize
 

@@ -291,7 +291,7 @@ def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Se
 
 def bench_extract(paths: list[Path], config: BenchConfig, device: torch.device, work: Path) -> Section:
     from avemo.bench.seed_extract import seed_backbone, seek_frames
-    from avemo.extract import ExtractConfig, run_extract
+    from avemo.extraction import ExtractConfig, run_extract
 
     data = paths[0].parent.parent
     section = Section(f"Feature extraction end to end, {len(paths)} clips", "the seed's approach, one clip at a time")

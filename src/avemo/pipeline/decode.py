@@ -16,7 +16,7 @@ import numpy as np
 from avemo.pipeline.video import VideoConfig
 
 
-def _why(err: Exception) -> str:
+def describe_error(err: Exception) -> str:
     """FFmpeg's own words without the file name it repeats."""
     return getattr(err, "strerror", None) or str(err)
 
@@ -52,7 +52,7 @@ class DecodedClip:
         return (np.searchsorted(self.kept, index, side="right") - 1).clip(0, len(self.kept) - 1)
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_media(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise ClipError(path, "file not found")
     if path.stat().st_size == 0:
@@ -61,10 +61,10 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise ClipError(path, "cannot open (corrupt, truncated or not a media file)",
-                        f"copy the clip again from the original archive [{_why(err)}]") from err
+                        f"copy the clip again from the original archive [{describe_error(err)}]") from err
 
 
-def _resampler(rate: int) -> av.AudioResampler:
+def mono_resampler(rate: int) -> av.AudioResampler:
     return av.AudioResampler(format="flt", layout="mono", rate=rate)
 
 
@@ -74,15 +74,15 @@ def _collect(resampled: list[av.AudioFrame], chunks: list[np.ndarray]) -> None:
 
 def decode_audio_file(path: Path, sample_rate: int) -> np.ndarray:
     """The whole soundtrack of ``path`` as float32 mono samples (used for a separate WAV)."""
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.audio:
             raise ClipError(path, "no audio track")
-        resampler, chunks = _resampler(sample_rate), []
+        resampler, chunks = mono_resampler(sample_rate), []
         try:
             for frame in container.decode(audio=0):
                 _collect(resampler.resample(frame), chunks)
         except av.error.FFmpegError as err:
-            raise ClipError(path, "audio decoding failed (corrupt or truncated)", _why(err)) from err
+            raise ClipError(path, "audio decoding failed (corrupt or truncated)", describe_error(err)) from err
         _collect(resampler.resample(None), chunks)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
@@ -103,7 +103,7 @@ def _packet_times(path: Path) -> tuple[list[int], np.ndarray, float] | None:
     """(pts, times from the first frame, duration) of the video packets alone (no decoding), computed exactly as
     :func:`decode_clip` computes them from the frames; ``None`` when the packets do not say."""
     pts: list[int] = []
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.video:
             return None
         stream = container.streams.video[0]
@@ -153,7 +153,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         if planned is not None:
             pts, t, duration = planned
             keep_pts = {pts[i] for i in np.unique(choose(t, duration))}
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.video:
             raise ClipError(path, "no video stream (or the file is truncated)", TRUNCATED_HINT)
         vstream = container.streams.video[0]
@@ -177,7 +177,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         times: list[float] = []
         chunks: list[np.ndarray] = []
         audio_start: float | None = None
-        resampler = _resampler(sample_rate)
+        resampler = mono_resampler(sample_rate)
         damage = ""
         try:
             for packet in container.demux(*[s for s in (vstream, astream) if s is not None]):
@@ -203,7 +203,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
                             audio_start = frame.time
                         _collect(resampler.resample(frame), chunks)
         except av.error.FFmpegError as err:
-            damage = _why(err)
+            damage = describe_error(err)
         if astream is not None:
             _collect(resampler.resample(None), chunks)
     if not times:
@@ -247,7 +247,7 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
 def display_rotation(path: Path) -> int:
     """Degrees (0, 90, 180, 270, counter-clockwise) the display matrix turns the coded frames, from the first
     decoded frame (where FFmpeg puts the matrix); 0 when there is none or nothing decodes."""
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.video:
             return 0
         try:
@@ -265,7 +265,7 @@ def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[n
     wanted = set(int(i) for i in indices)
     last = max(wanted)
     out: list[np.ndarray] = []
-    with _open(path) as container:
+    with open_media(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = video.decode_size(stream.codec_context.width, stream.codec_context.height)
@@ -276,5 +276,5 @@ def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[n
                 if i >= last:
                     break
         except av.error.FFmpegError as err:
-            raise ClipError(path, "video decoding failed (corrupt or truncated)", _why(err)) from err
+            raise ClipError(path, "video decoding failed (corrupt or truncated)", describe_error(err)) from err
     return out
