@@ -1,9 +1,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from avemo.errors import AvemoError
 from avemo.fusion import model as model_module
-from avemo.fusion.model import FusionConfig, FusionModel, count_parameters, flops_per_clip
+from avemo.fusion.model import FusionConfig, FusionModel, InputShapeError, count_parameters, flops_per_clip
 
 
 def _inputs(batch=3):
@@ -57,6 +59,26 @@ def test_cross_attention_runs_in_the_forward_pass_and_lets_audio_shape_the_video
     fused(video, audio)
     fused(video, audio.flip(0))
     assert len(seen) == 2 and not torch.allclose(seen[0], seen[1])
+
+
+def test_count_parameters_counts_the_trainable_ones_only():
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 5))  # 3 * 2 + 2 and 2 * 5 + 5
+    assert count_parameters(net) == 8 + 15
+    net[1].requires_grad_(False)
+    assert count_parameters(net) == 8
+
+
+def test_features_of_another_shape_are_refused_naming_the_shapes():
+    model = FusionModel(FusionConfig(dim=32)).eval()
+    video, audio = _inputs()
+    with pytest.raises(InputShapeError, match=r"video features of shape \(3, 6, 1024, 16\): this model reads "
+                                              r"\(clips, 6, 2048, 16\)") as caught:
+        model(video[:, :, :1024], audio)
+    assert isinstance(caught.value, AvemoError) and isinstance(caught.value, ValueError)
+    with pytest.raises(InputShapeError, match=r"audio features of shape \(3, 4, 512\)"):
+        model(video, audio[:, :4])
+    audio_only = FusionModel(FusionConfig(dim=32, modality="audio")).eval()
+    assert audio_only(video[:, :, :7], audio)[0].shape == (3, 128)  # a modality the model ignores is not checked
 
 
 def test_width_must_split_into_heads():

@@ -15,8 +15,8 @@ from avemo.spec import FeatureSpec
 
 @dataclass
 class FeatureSet:
-    video: torch.Tensor  # (N, 6, C, S), the cache's dtype (float16 by default)
-    audio: torch.Tensor  # (N, 6, 512)
+    video: torch.Tensor  # (N, T, C, S), the cache's dtype (float16 by default)
+    audio: torch.Tensor  # (N, T, A)
     labels: torch.Tensor  # (N,) long, index into class_names
     actors: np.ndarray  # (N,) int: the speakers
     clip_ids: list[str]

@@ -14,11 +14,15 @@ per triplet). For embeddings ``e`` (L2-normalised), labels ``y`` and the valid t
     L = CE(logits, y) + lambda * mean_{(a,p,n) in T+} max(0, d(a,p) - d(a,n) + m(y_a, y_n))
     m(i, j) = m0 + m1 * D_VA(i, j) / max D_VA
 
-where ``D_VA`` is the distance of the two emotions in valence-arousal space (``avemo.emotions``) and ``T+``
-the triplets that still violate their margin (averaging over active triplets only keeps the term from
-fading as most triplets become easy). The margin grows from ``m0`` with the emotions' distance: close
-pairs such as angry-fearful (0.15) or calm-neutral (0.21 with the defaults) may sit nearer each other than
-distant ones such as angry-calm (0.5).
+where ``D_VA`` is the distance of the two emotions in valence-arousal space (``avemo.emotions``), ``max D_VA``
+the largest such distance between the loss's classes (a dataset's class names: all eight emotions for RAVDESS
+and CREMA-D alike), and ``T+`` the triplets that still violate their margin (averaging over active triplets
+only keeps the term from fading as most triplets become easy). The margin grows linearly from ``m0`` (an
+emotion and itself) to ``m0 + m1`` (the farthest pair of classes): close pairs such as angry-fearful or
+calm-neutral may sit nearer each other than distant ones such as angry-calm. Every valid triplet counts, not
+only the hardest of each anchor. When a class is no emotion avemo knows, every pair gets ``m0 + m1 / 2``.
+``m0``, ``m1`` and ``lambda`` are the ``margin``, ``margin_scale`` and ``metric_weight`` settings of
+:class:`avemo.fusion.config.TrainConfig`.
 """
 
 from __future__ import annotations

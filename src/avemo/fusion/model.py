@@ -1,12 +1,13 @@
 """The attention fusion model of Mocanu, Tapu & Zaharia (2023), on cached backbone features.
 
-Per clip it reads video features (6 snippets, 2048 channels, S = 16 positions of the 4 x 4 layer4 map) and
-audio features (6 segments, 512). Data flow::
+Per clip it reads video features (T snippets, C channels, S spatial positions of the backbone's last map)
+and audio features (T segments, A channels); the defaults in :class:`FusionConfig` are replaced by the
+cache's own shapes when a run starts. Data flow::
 
     every input channel is first standardised by the mean and deviation of the fold's training clips
-    video (6, 2048, S) -> project to d -> spatial attention over S -> channel attention over d
-                       -> attention pooling over S -> temporal attention over the 6 snippets   -> (6, d)
-    audio (6, 512)     -> project to d -> temporal attention over the 6 segments              -> (6, d)
+    video (T, C, S) -> project to d -> spatial attention over S -> channel attention over d
+                    -> attention pooling over S -> temporal attention over the T snippets   -> (T, d)
+    audio (T, A)    -> project to d -> temporal attention over the T segments              -> (T, d)
     cross-attention: video tokens attend to audio tokens and audio to video (softmax over the attended axis)
     mean over time, concatenate -> MLP -> embedding (L2-normalised) and classifier logits
 
@@ -22,7 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avemo.errors import AvemoError
 from avemo.fusion.config import FusionConfig
+
+
+class InputShapeError(AvemoError, ValueError):
+    """Features of another shape than the model was built for (another backbone or extraction setting).
+
+    Also a ``ValueError``, so code that catches bad input that way still catches it.
+    """
 
 
 class Standardize(nn.Module):
@@ -88,10 +97,10 @@ class MultiHeadAttention(nn.Module):
 class ChannelAttention(nn.Module):
     """Channels attend to channels: cross-covariance attention (El-Nouby et al., XCiT, 2021).
 
-    The seed built a 2048 x 2048 score matrix per snippet (4.2 M entries each, 25 M per clip). Here the
-    channels are first projected to ``dim`` and split into ``heads`` groups; each head scores its
-    (dim/heads) x (dim/heads) channel pairs over the S spatial positions, so a snippet costs
-    ``dim**2 / heads`` scores (16 K for 256 / 4), linear in S. Queries and keys are L2-normalised along the
+    The seed scored every pair of the backbone's C channels per snippet (C x C, with C = 2048 for a 3D
+    ResNet). Here the channels are first projected to ``dim`` and split into ``heads`` groups; each head
+    scores its (dim/heads) x (dim/heads) channel pairs over the S spatial positions, so a snippet costs
+    ``dim**2 / heads`` scores, linear in S. Queries and keys are L2-normalised along the
     positions (cosine similarities, stable for any S) with a learned temperature per head, as XCiT does.
     """
 
@@ -168,7 +177,7 @@ class VideoBranch(nn.Module):
 
 
 class AudioBranch(nn.Module):
-    """(B, T, 512) -> (B, T, d): temporal attention over the segments."""
+    """(B, T, A) -> (B, T, d): temporal attention over the segments."""
 
     def __init__(self, c: FusionConfig) -> None:
         super().__init__()
@@ -206,7 +215,24 @@ class FusionModel(nn.Module):
             if norm is not None:
                 norm.fit(features, index)
 
+    def check_inputs(self, video: torch.Tensor, audio: torch.Tensor) -> None:
+        """Raise :class:`InputShapeError` unless the features of the modalities the model reads fit it.
+
+        Checked here, not left to the first matrix product: torch would name two inner matrix shapes rather
+        than the features and the settings that made them.
+        """
+        c = self.config
+        wanted = {"video": ((c.snippets, c.video_channels, c.video_positions), "snippets, channels, positions"),
+                  "audio": ((c.snippets, c.audio_channels), "segments, channels")}
+        for name, x in (("video", video), ("audio", audio)):
+            shape, axes = wanted[name]
+            if getattr(self, name) is not None and tuple(x.shape[1:]) != shape:
+                raise InputShapeError(f"{name} features of shape {tuple(x.shape)}: this model reads (clips, "
+                                      f"{', '.join(map(str, shape))}) as (clips, {axes}); give features extracted "
+                                      "with the settings its run was trained on")
+
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_inputs(video, audio)
         v = self.video(self.video_norm(video.float())) if self.video is not None else None
         a = self.audio(self.audio_norm(audio.float())) if self.audio is not None else None
         if self.video_from_audio is not None:

@@ -1,8 +1,10 @@
-"""Actor-independent folds (and the seed's random clip split, only as a labelled comparison).
+"""Speaker-independent folds (and the seed's random clip split, only as a labelled comparison).
 
-RAVDESS: 6 folds of 4 consecutive actors; CREMA-D: 5 folds of consecutive actor ids. In fold k the test
-actors are group k, the validation actors (early stopping) group k+1, and training uses every other group,
-so no actor appears in two roles. Explicit actor lists can replace the groups.
+The speakers (RAVDESS and CREMA-D call them actors) are sorted and cut into groups of consecutive ids:
+6 folds for RAVDESS, 5 for CREMA-D and any other dataset unless ``--n-folds`` says. In fold k the test
+speakers are group k, the validation speakers (early stopping) group k+1, and training uses every other
+group, so no speaker appears in two roles. Explicit speaker lists, or a manifest's own folds, can replace
+the groups.
 """
 
 from __future__ import annotations
@@ -11,15 +13,22 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from avemo.files import atomic_write
-
 import numpy as np
 
 from avemo.choices import Protocol
+from avemo.errors import AvemoError
+from avemo.files import atomic_write
 
 DEFAULT_FOLDS = {"ravdess": 6, "cremad": 5}
-LEAKAGE_WARNING = ("seed's random clip split: the same actors appear in training and test, so scores are "
-                   "not comparable with actor-independent results")
+LEAKAGE_WARNING = ("seed's random clip split: the same speakers appear in training and test, so scores are "
+                   "not comparable with speaker-independent results")
+
+
+class SplitError(AvemoError, ValueError):
+    """Folds that cannot be made from the data as asked (too few speakers or folds, overlapping roles).
+
+    Also a ``ValueError``, so code that caught the plain ``ValueError`` raised before still catches it.
+    """
 
 
 @dataclass(frozen=True)
@@ -38,20 +47,31 @@ def actor_groups(actors: list[int], n_folds: int) -> list[list[int]]:
     """Sorted actors cut into ``n_folds`` groups of consecutive ids (sizes differ by at most one)."""
     unique = sorted(set(actors))
     if len(unique) < 3:
-        raise ValueError(f"the cache has {len(unique)} actor(s); actor-independent folds need at least 3 (test, "
-                         "validation, training): extract more actors, or use --protocol random-clips")
+        raise SplitError(f"the cache has {len(unique)} actor(s) (speakers); speaker-independent folds need at least "
+                         "3 (test, validation, training): extract clips of more speakers (for --dataset folders, "
+                         "check --speaker-pattern), or use --protocol random-clips")
     if not 3 <= n_folds <= len(unique):
-        raise ValueError(f"--n-folds {n_folds}: the cache has {len(unique)} actors, and every fold needs test, "
-                         f"validation and training actors; use --n-folds {min(max(n_folds, 3), len(unique))}")
+        raise SplitError(f"--n-folds {n_folds}: the cache has {len(unique)} actors (speakers), and every fold needs "
+                         f"test, validation and training speakers; use --n-folds {min(max(n_folds, 3), len(unique))}")
     return [list(map(int, g)) for g in np.array_split(unique, n_folds)]
 
 
 def folds_from_groups(actors: np.ndarray, test_val: list[tuple[list[int], list[int]]]) -> list[Fold]:
-    """Folds from (test actors, validation actors) pairs; everyone else trains."""
+    """Folds from (test speakers, validation speakers) pairs; everyone else trains.
+
+    A speaker named in a pair but absent from ``actors`` is an error: a typo would otherwise shrink a split
+    silently.
+    """
     folds = []
+    present = set(actors.tolist())
     for k, (test, val) in enumerate(test_val, start=1):
         if set(test) & set(val):
-            raise ValueError(f"fold {k}: actors {sorted(set(test) & set(val))} are both test and validation")
+            raise SplitError(f"actor_folds fold {k}: speakers {sorted(set(test) & set(val))} are both test and "
+                             "validation; give each speaker one role per fold")
+        unknown = sorted((set(test) | set(val)) - present)
+        if unknown:
+            raise SplitError(f"actor_folds fold {k}: speakers {unknown} have no clip in the cache (it has "
+                             f"{_some(sorted(present))}); name speakers of the cache")
         train = sorted(set(actors.tolist()) - set(test) - set(val))
         folds.append(Fold(
             name=f"fold_{k}",
@@ -67,8 +87,8 @@ def explicit_folds(folds: np.ndarray, actors: np.ndarray) -> list[Fold]:
     """A manifest's own folds: fold k tests its clips and validates on the next fold's; the rest train."""
     ids = sorted(set(folds.tolist()))
     if len(ids) < 3:
-        raise ValueError(f"the manifest names {len(ids)} fold(s); each fold needs test, validation and training "
-                         "clips, so give at least 3 (or --n-folds K for speaker folds)")
+        raise SplitError(f"the manifest names {len(ids)} fold(s) in its fold column; each fold needs test, "
+                         "validation and training clips, so give at least 3 (or --n-folds K for speaker folds)")
     out = []
     for k, fold in enumerate(ids):
         val = ids[(k + 1) % len(ids)]
@@ -79,6 +99,11 @@ def explicit_folds(folds: np.ndarray, actors: np.ndarray) -> list[Fold]:
                         val_actors=sorted(set(actors[val_rows].tolist())),
                         train_actors=sorted(set(actors[train_rows].tolist()))))
     return out
+
+
+def _some(values: list[int]) -> str:
+    """The first few of ``values`` for a one-line message."""
+    return ", ".join(map(str, values[:8])) + (f" and {len(values) - 8} more" if len(values) > 8 else "")
 
 
 def actor_folds(actors: np.ndarray, n_folds: int) -> list[Fold]:

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from avemo.choices import Loss
 from avemo.files import atomic_write
-from avemo.fusion.checkpoint import has_input_statistics, load_checkpoint, save_checkpoint
+from avemo.fusion.checkpoint import CheckpointError, has_input_statistics, load_checkpoint, save_checkpoint
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import build_loss
 from avemo.fusion.config import TrainConfig
@@ -67,8 +68,8 @@ def fold_identity(fold: Fold, clip_ids: list[str]) -> str:
 def embed(model: FusionModel, data: FeatureSet, index: list[int], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """(embeddings, logits) of the clips at ``index``, in eval mode, without autograd bookkeeping.
 
-    64 clips at a time: the float32 copy of a 256-clip batch of video features is 0.8 GB (twice that with the
-    transposed copy the projection makes), which set the process's peak memory at RAVDESS scale.
+    ``batch_size`` clips at a time: the model makes a float32 copy of its video input (and the projection a
+    transposed one), so embedding a whole split at once would set the process's peak memory; chunks bound it.
     """
     model.eval()
     with torch.inference_mode():
@@ -98,7 +99,7 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     torch.manual_seed(config.seed)
     model = FusionModel(config.model)
     loss_fn = build_loss(config.loss, config.margin, config.metric_weight, config.margin_scale, data.class_names)
-    use_classifier = config.loss != "triplet"  # a triplet-only model has an untrained classifier
+    use_classifier = Loss(config.loss).trains_classifier
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fold.train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -114,13 +115,15 @@ def train_fold(data: FeatureSet, fold: Fold, config: TrainConfig, out: Path, res
     best_model = {k: v.clone() for k, v in model.state_dict().items()}
     if resuming:
         checkpoint = load_checkpoint(last, "last")
+        # A whole checkpoint that does not belong to this run as asked: the user's choice of settings or cache.
         if checkpoint["config"] != config.to_dict():
-            raise ValueError(f"{last}: was trained with other settings; start a new --run or drop --resume")
+            raise CheckpointError(f"{last}: was trained with other settings; resume with the settings the run "
+                                  "was started with, or start a new --run")
         if checkpoint["fold"] != identity:
-            raise ValueError(f"{last}: was trained on other clips (the cache changed since); start a new --run")
+            raise CheckpointError(f"{last}: was trained on other clips (the cache changed since); start a new --run")
         if not has_input_statistics(checkpoint["model"]):
-            raise ValueError(f"{last}: was trained on raw features, before avemo standardised its inputs; "
-                             "start a new --run")
+            raise CheckpointError(f"{last}: was trained on raw features, before avemo standardised its inputs; "
+                                  "start a new --run")
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
