@@ -19,14 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from avemo.engines.backbones import AudioBackbone, BackboneConfig, VideoBackbone
-from avemo.engines.weights import HARA_2020, WeightsSpec, random_weights
 from avemo.extraction import ExtractConfig, run_extract
 from avemo.fusion.config import FusionConfig, TrainConfig
 from avemo.fusion.runs import train_run
-from avemo.pipeline.audio import AudioConfig
-from avemo.pipeline.video import VideoConfig
-from avemo.spec import FeatureSpec
+from avemo.spec import (HARA_2020, AudioBackbone, AudioConfig, BackboneConfig, FeatureSpec, VideoBackbone,
+                        VideoConfig, WeightsSpec, random_weights)
 from avemo.synth import SynthConfig, synthesize, write_clip
 
 # Small backbone and crop so that extraction tests take seconds; one test per backbone runs the full size.

@@ -1,4 +1,8 @@
-"""avemo doctor: the CPU rows run for real; the report format and exit code are checked."""
+"""avemo doctor: the CPU rows run for real; the report format and exit code are checked.
+
+The availability probes (CUDA, TensorRT, DALI, native bf16, onnxruntime) are set by each test, so every row's
+expected status is a literal here, not the doctor's own rule recomputed.
+"""
 
 import json
 
@@ -7,13 +11,33 @@ import torch
 from typer.testing import CliRunner
 
 from avemo.cli import app
-from avemo.doctor import DoctorReport, PathCheck, Status, _Clip, _compare
-from avemo.engines.runtime import onnxruntime_installed
-from avemo.machine import native_bf16
+from avemo.doctor import DoctorReport, PathCheck, Status, _Clip, _compare, check_paths
 from avemo.pipeline.dali import dali_installed
 
+OK, UNAVAILABLE = "ok", "not available"
+NO_CUDA = "no CUDA device visible to torch"
+TORCH_CUDA = ("torch fp32 (CUDA)", "torch fp16 (CUDA)", "torch bf16 (CUDA)", "torch fp16 compiled (CUDA)",
+              "torch fp16 + CUDA graphs")
+ONNX_CPU = ("onnxruntime fp32 (CPU)", "onnxruntime fp16 graph (CPU)")
+EXPORTED_GPU = ("onnxruntime CUDA provider fp32", "onnxruntime CUDA provider fp16", "TensorRT engine fp32",
+                "TensorRT engine fp16")
+DALI_ROW = "dali decoder, VP9 (CPU) vs pyav"
 
-def test_doctor_checks_every_cpu_path_and_names_what_is_missing():
+
+def _machine(monkeypatch, *, bf16: bool, onnxruntime: bool | None = None) -> None:
+    """A machine without CUDA or DALI, with TensorRT's package (which needs CUDA to be of use), with or without
+    native bf16 and onnxruntime."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("avemo.engines.tensorrt.tensorrt_installed", lambda: True)
+    monkeypatch.setattr("avemo.pipeline.dali.dali_installed", lambda: False)
+    monkeypatch.setattr("avemo.machine.native_bf16", lambda: bf16)
+    if onnxruntime is not None:
+        monkeypatch.setattr("avemo.engines.runtime.onnxruntime_installed", lambda: onnxruntime)
+
+
+def test_doctor_checks_every_cpu_path_and_names_what_is_missing(monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'avemo[onnx]')")
+    _machine(monkeypatch, bf16=True)
     result = CliRunner().invoke(app, ["doctor", "--json", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{"):])
@@ -21,18 +45,45 @@ def test_doctor_checks_every_cpu_path_and_names_what_is_missing():
     assert report["exit_code"] == 0 and report["device"] == "cpu"
     assert {"python", "torch", "PyAV", "onnxruntime", "TensorRT", "DALI", "CPU", "threads"} <= set(report["environment"])
     assert "h264 yes" in report["environment"]["PyAV"]
-    assert rows["pyav decoder, H.264 + AAC (CPU)"]["status"] == "ok"
-    assert rows["torch fp32 (CPU): the reference"]["status"] == "ok"
-    assert rows["torch bf16 (CPU)"]["status"] == ("ok" if native_bf16() else "not available")
-    why = "--device cpu" if torch.cuda.is_available() else "no CUDA device visible to torch"
-    for name in ("torch fp16 (CUDA)", "torch fp16 + CUDA graphs", "TensorRT engine fp16"):
-        assert rows[name]["status"] == "not available" and rows[name]["detail"] == why
-    expected = "ok" if onnxruntime_installed() else "not available"
-    assert rows["onnxruntime fp32 (CPU)"]["status"] == rows["onnxruntime fp16 graph (CPU)"]["status"] == expected
-    dali = rows["dali decoder, VP9 (CPU) vs pyav"]
-    assert dali["status"] == ("ok" if dali_installed() else "not available")
-    assert all(r["clips_per_second"] > 0 for r in report["paths"] if r["status"] == "ok")
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "pyav decoder, H.264 + AAC (CPU)": OK,
+        "torch fp32 (CPU): the reference": OK,
+        "torch bf16 (CPU)": OK,
+        **{name: UNAVAILABLE for name in TORCH_CUDA},
+        **{name: OK for name in ONNX_CPU},
+        **{name: UNAVAILABLE for name in EXPORTED_GPU},  # TensorRT is installed, but there is no GPU
+        DALI_ROW: UNAVAILABLE,
+    }
+    for name in TORCH_CUDA + EXPORTED_GPU:
+        assert rows[name]["detail"] == NO_CUDA, name
+    assert rows[DALI_ROW]["detail"] == "DALI is not installed: pip install 'avemo[dali]'"
+    assert all(r["clips_per_second"] > 0 for r in report["paths"] if r["status"] == OK)
     assert "r3d10" in report["about"]
+
+
+def test_doctor_without_onnxruntime_or_native_bf16_says_what_to_install(monkeypatch, tmp_path):
+    _machine(monkeypatch, bf16=False, onnxruntime=False)
+    rows = {row.path: row for row in check_paths(torch.device("cpu"), tmp_path)}
+    assert rows["torch fp32 (CPU): the reference"].status is Status.ok
+    assert rows["torch bf16 (CPU)"].status is Status.unavailable and "emulates it" in rows["torch bf16 (CPU)"].detail
+    for name in ONNX_CPU:
+        assert rows[name].status is Status.unavailable
+        assert rows[name].detail == "onnx/onnxruntime are not installed: pip install 'avemo[onnx]'"
+    for name in EXPORTED_GPU:
+        assert rows[name].status is Status.unavailable and "pip install 'avemo[onnx]'" in rows[name].detail
+    assert not (tmp_path / "engines").exists()  # nothing was exported
+
+
+@pytest.mark.skipif(not dali_installed(), reason="DALI is not installed (pip install 'avemo[dali]')")
+def test_dali_frames_match_pyav_where_dali_is_installed(tmp_path):
+    import warnings
+
+    from avemo.doctor import _dali_check
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = _dali_check(tmp_path, torch.device("cpu"))
+    assert row.path == DALI_ROW and row.status is Status.ok, row.detail
 
 
 def test_bf16_is_reported_unavailable_where_oneDNN_would_emulate_it(monkeypatch):

@@ -14,11 +14,10 @@ from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
 from avemo.cli import app
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video
-from avemo.pipeline.audio import AudioConfig
+from avemo.engines.backbones import build_audio, build_video
 from avemo.pipeline.discover import discover
 from avemo.pipeline.prepare import prepare_clip
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import AudioConfig, BackboneConfig, VideoConfig
 from tests.conftest import FAST_EXTRACT, solid_clip
 
 runner = CliRunner()

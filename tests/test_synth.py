@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 from avemo.emotions import EMOTIONS
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.decode import decode_clip
 from avemo.pipeline.discover import discover
 from avemo.pipeline.prepare import prepare_clip
 from avemo.pipeline.ravdess import parse_name, record_from_name
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import AudioConfig, VideoConfig
 from avemo.synth import Actor, SynthConfig, clip_plan, render_clip, synthesize
 
 

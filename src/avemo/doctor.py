@@ -166,17 +166,18 @@ def _guarded(name: str, check: Callable[[], PathCheck]) -> PathCheck:
 
 def _create(name: str, nets: tuple[Any, Any, Any], device: Any, engines: Path | None = None,
             precision: str = "fp32", **options: Any) -> Any:
-    """A runtime, with its graphs checked against the spec of the small backbones."""
-    from avemo.engines.runtime import create_backend
+    """A runtime on ``device`` as extract would build it, with its graphs checked against the spec of the small
+    backbones."""
+    from avemo.engines.runtime import RuntimeRequest
 
     video, audio, spec = nets
-    return create_backend(name, video, audio, device, engines=engines, precision=precision, spec=spec, **options)
+    request = RuntimeRequest(backend=name, precision=precision, engines=engines, **options)
+    return request.resolve(device).create(video, audio, spec)
 
 
 def _export(engines: Path, precision: str) -> None:
-    from avemo.engines.backbones import BackboneConfig
     from avemo.export.onnx import ExportConfig, export_backbones
-    from avemo.pipeline.video import VideoConfig
+    from avemo.spec import BackboneConfig, VideoConfig
 
     export_backbones(ExportConfig(engines=engines, backbones=BackboneConfig(video_arch=SMALL_ARCH),
                                   video=VideoConfig(size=SMALL_SIZE, resize=SMALL_SIZE), precision=precision,
@@ -187,9 +188,8 @@ def _nets() -> tuple[Any, Any, Any]:
     """The small backbones and the spec of their features (the exported graphs are checked against it)."""
     import warnings
 
-    from avemo.engines.backbones import BackboneConfig
-    from avemo.pipeline.video import VideoConfig
-    from avemo.spec import build_backbones
+    from avemo.engines.backbones import build_backbones
+    from avemo.spec import BackboneConfig, VideoConfig
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="RANDOM .* WEIGHTS")
@@ -198,9 +198,8 @@ def _nets() -> tuple[Any, Any, Any]:
 
 def _pyav_clip(work: Path) -> tuple[PathCheck, _Clip | None, Path | None]:
     """Synthesise one H.264 + AAC clip and decode it with PyAV (the reference decoder)."""
-    from avemo.pipeline.audio import AudioConfig
     from avemo.pipeline.prepare import prepare_file
-    from avemo.pipeline.video import VideoConfig
+    from avemo.spec import AudioConfig, VideoConfig
     from avemo.synth import SynthConfig, synthesize
 
     name = "pyav decoder, H.264 + AAC (CPU)"
@@ -223,7 +222,8 @@ def _dali_check(work: Path, device: Any) -> PathCheck:
     from avemo.pipeline.dali import DaliFrames, FrameRequest, dali_installed
     from avemo.pipeline.decode import decode_clip
     from avemo.pipeline.face import centre_box
-    from avemo.pipeline.video import VideoConfig, region, sample_indices, snippets_from_frames
+    from avemo.pipeline.video import region, sample_indices, snippets_from_frames
+    from avemo.spec import VideoConfig
     from avemo.synth import SynthConfig, synthesize
 
     gpu = device.type == "cuda"
@@ -348,12 +348,12 @@ def check_paths(device: Any, work: Path, on_row: Callable[[PathCheck], None] | N
 
 
 def run_doctor(device_name: str = "auto", on_row: Callable[[PathCheck], None] | None = None) -> DoctorReport:
-    """The whole report; raises RuntimeError for a device that cannot be used (e.g. cuda without CUDA)."""
+    """The whole report; raises ``SetupError`` for a device that cannot be used (e.g. cuda without CUDA)."""
     import warnings
 
-    from avemo.engines.runtime import resolve_device
+    from avemo.engines.runtime import RuntimeRequest
 
-    device = resolve_device(device_name)
+    device = RuntimeRequest(device=device_name).resolve().device
     report = DoctorReport(device=str(device), environment=environment())
     with tempfile.TemporaryDirectory(prefix="avemo-doctor-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights, export chatter: the rows say what matters

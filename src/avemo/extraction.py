@@ -12,7 +12,7 @@ import contextlib
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,21 +22,18 @@ from torch.utils.data import DataLoader
 from avemo.cache import DAMAGED, CacheError, FeatureCache
 from avemo.cache.store import SUFFIX
 from avemo.distributed import World, join, leave
-from avemo.engines.backbones import BackboneConfig
-from avemo.engines.runtime import Backend, check_runtime, create_backend, resolve_device
+from avemo.engines.backbones import build_backbones
+from avemo.engines.runtime import Backend, Runtime, RuntimeRequest
 from avemo.files import DiskFullError
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.clips import Skipped
 from avemo.pipeline.discover import discover
 from avemo.pipeline.batches import InputBatch, dali_inputs, pyav_inputs, resolve_decoder
 from avemo.pipeline.dali import DaliFrames
-from avemo.pipeline.landmarks import LandmarkSettings, LandmarkSource
+from avemo.pipeline.landmarks import LandmarkSource
 from avemo.pipeline.prepare import ClipDataset, FailedClip, keep_as_list
-from avemo.choices import Crop
-from avemo.pipeline.video import VideoConfig
 from avemo.errors import AvemoError, SetupError
 from avemo.files import atomic_write
-from avemo.spec import FeatureSpec, build_backbones
+from avemo.spec import AudioConfig, BackboneConfig, FeatureSpec, LandmarkSettings, VideoConfig
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,15 @@ class ExtractConfig:
     landmark_settings: LandmarkSettings = field(default_factory=LandmarkSettings)
 
     def __post_init__(self) -> None:
-        if self.video.crop == Crop.landmarks and self.landmarks is None:
+        if self.video.crop_mode.reads_landmarks and self.landmarks is None:
             raise SetupError("--crop landmarks needs --landmarks DIR (the OpenFace CSVs named after the clips)")
+
+    @property
+    def runtime(self) -> RuntimeRequest:
+        """The runtime asked for; TensorRT engines are tuned for one batch of clips x snippets."""
+        return RuntimeRequest(backend=self.backend, device=self.device, precision=self.precision,
+                              engines=self.engines, compile=self.compile, cuda_graphs=self.cuda_graphs,
+                              opt_batch=self.batch_size * self.video.snippets)
 
 
 @dataclass
@@ -138,36 +142,37 @@ def run_extract(config: ExtractConfig, on_start: Callable[[int, ExtractSummary],
     index and returns the summary of all of them (the callbacks run on rank 0 only, for its share).
     """
     start = time.perf_counter()
-    world = join(resolve_device(config.device))
+    # Every runtime check, once, before a world is joined or anything is built or written.
+    runtime = config.runtime.resolve()
+    world = join(runtime.device)
+    # Under torchrun each rank takes its own GPU: a device of the same type, so the checks above still hold.
+    runtime = replace(runtime, device=world.device(runtime.device))
     if not world.main:
         on_start = on_clip = None
     try:
-        summary = _run(config, world, start, on_start, on_clip)
+        summary = _run(config, world, runtime, start, on_start, on_clip)
     finally:
         leave(world)
     return summary
 
 
-def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[int, ExtractSummary], None] | None,
-         on_clip: Callable[[str], None] | None) -> ExtractSummary:
-    # Cheap checks first: nothing is built or created for a set-up that cannot work.
-    device = world.device(resolve_device(config.device))
-    check_runtime(config.backend, device, config.engines, config.precision, config.compile, config.cuda_graphs)
+def _run(config: ExtractConfig, world: World, runtime: Runtime, start: float,
+         on_start: Callable[[int, ExtractSummary], None] | None, on_clip: Callable[[str], None] | None) -> ExtractSummary:
+    # Cheap checks first (the runtime's are done): nothing is built or created for a set-up that cannot work.
+    device = runtime.device
     decoder = resolve_decoder(config.decoder, device)
     found = discover(config.data, config.dataset, config.vocal_channels, config.speaker_pattern, config.manifest)
     if not found.clips:
         raise NothingToExtract(f"{config.manifest or config.data}: no usable clip ({len(found.skipped)} files "
                                f"skipped); check the folder and --dataset {config.dataset}", found.skipped)
     summary = ExtractSummary(found=len(found.clips), skipped=found.skipped)
-    landmarks = config.landmark_settings if config.video.crop == Crop.landmarks else None
+    landmarks = config.landmark_settings if config.video.crop_mode.reads_landmarks else None
     video_net, audio_net, spec = build_backbones(config.backbones, config.video, config.audio, config.dtype,
                                                  landmarks=landmarks)
     video_shape, audio_shape = feature_shapes(config.video, video_net.net.feature_channels)
     video_backbone, audio_backbone = spec.video_backbone, spec.audio_backbone
     # The runtime before the cache: exported graphs that do not fit the spec are refused before anything is made.
-    backend = create_backend(config.backend, video_net, audio_net, device, config.engines, config.precision,
-                             spec, compile=config.compile, cuda_graphs=config.cuda_graphs,
-                             opt_batch=config.batch_size * config.video.snippets)
+    backend = runtime.create(video_net, audio_net, spec)
     if world.main:  # first, alone: it creates the cache and clears temporaries of killed runs
         cache = FeatureCache.create_or_open(config.cache, spec, video_shape, audio_shape)
     world.barrier()
@@ -219,10 +224,11 @@ def _run(config: ExtractConfig, world: World, start: float, on_start: Callable[[
             else:
                 summary.decode_seconds += clip.seconds
                 summary.written += 1
-                if config.video.crop == Crop.face and clip.box is not None and clip.box.source != "face":
-                    summary.no_face.append(clip.record.path)
-                if config.video.crop == Crop.landmarks and clip.box is not None and clip.box.source != "landmarks":
-                    summary.no_landmarks.append((clip.record.path, clip.box.source))
+                if clip.box is not None and clip.box.source != config.video.crop:  # the crop fell back
+                    if config.video.crop_mode.reads_landmarks:
+                        summary.no_landmarks.append((clip.record.path, clip.box.source))
+                    else:
+                        summary.no_face.append(clip.record.path)
             if on_clip is not None:
                 on_clip(clip.record.clip_id)
 

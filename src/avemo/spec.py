@@ -1,28 +1,26 @@
-"""What determines a clip's features: one typed object from ``extract`` to ``predict``.
+"""What determines a clip's features: one typed object from ``extract`` to ``predict``, and the settings in it.
 
 A :class:`FeatureSpec` holds the backbones (architecture, input normalisation, weights by SHA-256 and where
 they were read from), how a clip is cut (snippets, frames, size, crop and the face detector), the
 spectrogram, and the storage dtype. The cache manifest, a run's ``config.json``, every export manifest and
 every TensorRT engine's sidecar store it (``to_json``); the fingerprint is a hash of its identity, which is
 everything except where weights files were read from and how they were recognised.
+
+This module is plain data (no torch, no numpy), so that describing, comparing and printing features costs
+nothing: the engines build backbones from it (``avemo.engines.backbones.build_backbones``), the pipeline
+cuts clips as it says.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from avemo.choices import Crop, Dtype
+from avemo.choices import Crop, Dtype, short_side_to
 from avemo.errors import AvemoError
-from avemo.engines.backbones import (AUDIO_INPUT, AudioBackbone, AudioFeatures, BackboneConfig, VideoBackbone,
-                                    VideoFeatures, build_audio, build_video)
-from avemo.engines.weights import RANDOM, Normalization, WeightsSpec
-from avemo.pipeline.audio import AudioConfig
-from avemo.pipeline.face import FaceDetector
-from avemo.pipeline.landmarks import LandmarkSettings
-from avemo.pipeline.video import VideoConfig
 
 FEATURES_FORMAT = "avemo-features/1"
 
@@ -31,8 +29,232 @@ class SpecError(AvemoError, ValueError):
     """A stored spec that cannot be read; the message names what is wrong."""
 
 
+# -- weights ------------------------------------------------------------------------------------------------
+# Video: Hara et al.'s releases. 2017 (``resnet-101-kinetics.pth``, 400 Kinetics classes) expects 0-255 pixels
+# minus the ActivityNet mean; 2020 (``r3d101_K_200ep.pth`` 700 classes, ``r3d101_KM_200ep.pth`` 1039) expects
+# 0-1 pixels normalised by mean and std. Audio: torchvision's ImageNet ResNet-18 (``resnet18-f37072fd.pth``).
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``(pixel * scale - mean) / std`` per RGB channel, pixels in 0-255."""
+
+    name: str
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+HARA_2017 = Normalization("hara2017", 1.0, (114.7748, 107.7354, 99.4750), (1.0, 1.0, 1.0))
+HARA_2020 = Normalization("hara2020", 1 / 255, (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737))
+NORMALIZATIONS = {n.name: n for n in (HARA_2017, HARA_2020)}
+
+RANDOM = "random"  # a weights source: seeded random weights (demos and tests)
+IMAGENET = "imagenet"  # an audio weights source: torchvision's ImageNet ResNet-18 from the torch hub cache
+RANDOM_SEED = 0  # random weights are seeded so that a resumed extraction stays consistent
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Which weights a backbone runs, identified by the file's SHA-256 (``random-seed-0``: seeded random).
+
+    ``path`` is where the file was read from (absolute), so that ``predict`` can find it again; it is not part
+    of the identity (the same file elsewhere gives the same features), and neither are ``release`` (how the
+    file was recognised) and ``classes`` (its classifier's width), which are for people.
+    """
+
+    sha256: str
+    release: str  # hara2017 | hara2020 | torchvision-imagenet | state-dict | random
+    path: str | None = None
+    classes: int | None = None
+
+    @property
+    def random(self) -> bool:
+        return self.release == RANDOM
+
+    def describe(self) -> str:
+        """``RANDOM``, or the file's name and short hash."""
+        if self.random:
+            return "RANDOM"
+        return f"{Path(self.path).name if self.path else 'file not recorded'} (sha256 {self.sha256[:12]})"
+
+
+def random_weights(classes: int) -> WeightsSpec:
+    """The spec of seeded random weights with a classifier of ``classes``."""
+    return WeightsSpec(f"random-seed-{RANDOM_SEED}", RANDOM, None, classes)
+
+
+# -- backbones ----------------------------------------------------------------------------------------------
+
+AUDIO_INPUT = "per-clip z-scored log spectrogram, 1 channel repeated to 3"
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """What the CLI's ``--video-weights``, ``--video-arch``, ``--audio-weights`` say."""
+
+    video_weights: str = RANDOM
+    video_arch: str = "r3d101"
+    video_normalization: str = "auto"  # auto | hara2017 | hara2020
+    audio_weights: str = RANDOM
+
+
+@dataclass(frozen=True)
+class VideoBackbone:
+    """What about the video backbone determines its features."""
+
+    arch: str
+    weights: WeightsSpec
+    normalization: Normalization
+
+
+@dataclass(frozen=True)
+class AudioBackbone:
+    """What about the audio backbone determines its features."""
+
+    weights: WeightsSpec
+    arch: str = "resnet18"
+    input: str = AUDIO_INPUT
+
+
+# -- how a clip is cut ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a clip becomes ``snippets`` x ``frames`` RGB frames of ``size`` x ``size`` pixels.
+
+    Defaults follow Hara et al.'s Kinetics models (16-frame, 112 x 112 inputs; at test time the short side
+    is scaled to 112 and the centre is cropped) and the seed's 6 snippets covering the clip. ``crop`` is
+    stored as plain text (JSON, fingerprints); ``crop_mode`` is the :class:`~avemo.choices.Crop` that
+    knows what it does.
+    """
+
+    snippets: int = 6
+    frames: int = 16
+    size: int = 112
+    resize: int = 112  # short side after scaling, before the centre crop
+    crop: str = Crop.center.value  # see Crop; this class's default needs no detector
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "crop", Crop.check(self.crop, "crop"))
+        if self.resize < self.size:
+            raise ValueError(f"resize ({self.resize}) must be at least the crop size ({self.size})")
+        if min(self.snippets, self.frames, self.size) < 1:
+            raise ValueError("snippets, frames and size must be positive")
+
+    @property
+    def crop_mode(self) -> Crop:
+        return Crop(self.crop)
+
+    def scaled_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) after scaling the short side to ``resize``, keeping the aspect ratio."""
+        return short_side_to(width, height, self.resize)
+
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) frames of the coded size are scaled to while decoding (``Crop.decode_size``)."""
+        return self.crop_mode.decode_size(width, height, self.size, self.resize, DECODE_SIDE)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Spectrogram parameters; defaults are the paper's (32 ms Hamming window, 10 ms hop, 256 bins).
+
+    ``n_fft`` is ``2 * freq_bins`` (the window is zero-padded to it when shorter) and the Nyquist bin is
+    dropped, so exactly ``freq_bins`` bins remain. Each of the segments is ``segment_frames`` hops long and
+    centred on its video snippet; the default 0.96 s lets 6 segments span RAVDESS's longest clips (5.3 s).
+    """
+
+    sample_rate: int = 16_000
+    window_ms: float = 32.0
+    hop_ms: float = 10.0
+    freq_bins: int = 256
+    segment_frames: int = 96
+    top_db: float = 80.0
+
+    @property
+    def win_length(self) -> int:
+        return round(self.sample_rate * self.window_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+    @property
+    def n_fft(self) -> int:
+        return 2 * self.freq_bins
+
+    def __post_init__(self) -> None:
+        if self.win_length > self.n_fft:
+            raise ValueError(
+                f"a {self.window_ms} ms window ({self.win_length} samples) does not fit "
+                f"{self.freq_bins} frequency bins (n_fft {self.n_fft}); raise freq_bins"
+            )
+
+
+# The face detector (``avemo.pipeline.face``) and its settings: scikit-image's LBP frontal-face cascade.
+DETECT_FRAMES = 3  # frames per clip the detector looks at, spread over the clip (2 must agree)
+DETECT_SIDE = 160  # short side, in pixels, of the frames the detector sees (a face is ~50 px: ample for LBP)
+DECODE_SIDE = 256  # short side frames are decoded at for --crop face: a RAVDESS face box is then ~125 px
+MARGIN = 1.4  # crop side / detected side: the cascade's box spans brows to mouth; this keeps forehead and chin
+MIN_HITS = 2  # frames with a face needed to trust the median
+# The cascade's box sits on brows to mouth, above the centre of the face (forehead to chin): the crop is
+# centred this fraction of the detected side lower (measured on the astronaut photograph: 0.09).
+CENTRE_SHIFT = 0.1
+
+
+@dataclass(frozen=True)
+class FaceDetector:
+    """Everything besides the pixels that decides a face box (part of a face-cropped feature spec)."""
+
+    skimage: str  # the cascade and its code ship with scikit-image: another version may find other boxes
+    detector: str = "skimage-lbp-frontal-face"
+    frames: int = DETECT_FRAMES
+    detect_side: int = DETECT_SIDE
+    decode_side: int = DECODE_SIDE
+    margin: float = MARGIN
+    centre_shift: float = CENTRE_SHIFT
+    min_hits: int = MIN_HITS
+
+    @classmethod
+    def current(cls) -> FaceDetector:
+        """The detector this installation runs."""
+        import skimage
+
+        return cls(skimage=skimage.__version__)
+
+
+@dataclass(frozen=True)
+class LandmarkSettings:
+    """What besides the landmark files decides a box (part of a landmarks-cropped feature spec). Where the
+    files are is not: the same files in another folder make the same features."""
+
+    format: str = "openface-2d-68"
+    min_confidence: float = 0.8  # OpenFace's own advice for trusting a frame's tracking
+    margin: float = MARGIN  # crop side / face side, as for detected faces
+    min_frames: int = MIN_HITS  # frames with trusted landmarks needed to use them at all
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"landmark confidence {self.min_confidence}: give a number from 0 to 1")
+
+
+# -- the spec -----------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
+    """Everything that determines a clip's features: both backbones (architecture, normalisation, weights by
+    SHA-256), how a clip is cut (snippets, frames, size, crop, face detector or landmark settings), the
+    spectrogram and the storage dtype. Caches, runs, exported graphs and engines store it; two specs with
+    the same ``fingerprint`` make the same features.
+
+    >>> spec = avemo.Run(run_dir).spec
+    >>> spec.video.snippets, spec.video.frames, spec.video_backbone.arch, spec.video_backbone.weights.describe()
+    (6, 16, 'r3d10', 'RANDOM')
+    >>> avemo.FeatureSpec.from_json(spec.to_json()) == spec and len(spec.fingerprint)
+    16
+    """
+
     video_backbone: VideoBackbone
     audio_backbone: AudioBackbone
     video: VideoConfig = VideoConfig()
@@ -44,10 +266,10 @@ class FeatureSpec:
     landmarks: LandmarkSettings | None = None
 
     def __post_init__(self) -> None:
-        if (self.face is not None) != (self.video.crop in (Crop.face, Crop.landmarks)):
+        if (self.face is not None) != self.video.crop_mode.uses_detector:
             raise ValueError("a feature spec holds the face detector's settings exactly when the crop is 'face' or "
                              "'landmarks'")
-        if (self.landmarks is not None) != (self.video.crop == Crop.landmarks):
+        if (self.landmarks is not None) != self.video.crop_mode.reads_landmarks:
             raise ValueError("a feature spec holds the landmark settings exactly when the crop is 'landmarks'")
         object.__setattr__(self, "dtype", Dtype.check(self.dtype, "dtype"))
 
@@ -56,11 +278,8 @@ class FeatureSpec:
            audio: AudioConfig, dtype: str, landmarks: LandmarkSettings | None = None) -> FeatureSpec:
         """The spec of features made by these backbones and settings on this installation (``landmarks``:
         for crop "landmarks", its settings; the defaults when not given)."""
-        face = FaceDetector.current() if video.crop in (Crop.face, Crop.landmarks) else None
-        if video.crop == Crop.landmarks:
-            landmarks = landmarks or LandmarkSettings()
-        else:
-            landmarks = None
+        face = FaceDetector.current() if video.crop_mode.uses_detector else None
+        landmarks = (landmarks or LandmarkSettings()) if video.crop_mode.reads_landmarks else None
         return cls(video_backbone, audio_backbone, video, audio, face, dtype, landmarks)
 
     # -- identity ---------------------------------------------------------------------------------------
@@ -73,7 +292,7 @@ class FeatureSpec:
         settings sit inside ``video``.
         """
         video: dict[str, Any] = asdict(self.video)
-        if video["crop"] == Crop.center:
+        if self.video.crop_mode is Crop.center:
             del video["crop"]
         if self.face is not None:
             video["face"] = asdict(self.face)
@@ -201,11 +420,6 @@ class FeatureSpec:
                               video_normalization=vb.normalization.name,
                               audio_weights=source(ab.weights, audio_weights))
 
-    def with_weights_paths(self, other: FeatureSpec) -> FeatureSpec:
-        """This spec with where ``other`` read the same weights from (their identity is unchanged)."""
-        return replace(self, video_backbone=replace(self.video_backbone, weights=other.video_backbone.weights),
-                       audio_backbone=replace(self.audio_backbone, weights=other.audio_backbone.weights))
-
     def summary(self) -> list[tuple[str, str]]:
         """(setting, value) rows in words, for ``avemo inspect``."""
         vb, ab, v = self.video_backbone, self.audio_backbone, self.video
@@ -253,13 +467,3 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 break
         names.add(key)
     return sorted(names)
-
-
-
-def build_backbones(config: BackboneConfig, video: VideoConfig = VideoConfig(), audio: AudioConfig = AudioConfig(),
-                    dtype: str = Dtype.float16.value, landmarks: LandmarkSettings | None = None,
-                    ) -> tuple[VideoFeatures, AudioFeatures, FeatureSpec]:
-    """Both backbones as ``config`` says, and the spec of the features they make with these settings."""
-    video_net, video_backbone = build_video(config)
-    audio_net, audio_backbone = build_audio(config)
-    return video_net, audio_net, FeatureSpec.of(video_backbone, audio_backbone, video, audio, dtype, landmarks)

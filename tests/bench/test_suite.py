@@ -71,3 +71,33 @@ def test_the_ravdess_scale_cache_opens_and_loads_for_training(tmp_path):
     data = FeatureSet.load(tmp_path / "cache")
     assert data.video.shape == (24, 6, 2048, 16) and data.audio.shape == (24, 6, 512)
     assert data.spec.video_backbone.weights.random and len(set(data.labels.tolist())) > 1
+
+
+def test_exported_rows_check_the_graphs_against_the_nets_already_built(tmp_path, monkeypatch):
+    """The ONNX rows reuse the spec of the timed nets: no backbone is built again just to read it."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'avemo[onnx]')")
+    import torch
+
+    from avemo import spec as spec_module
+    from avemo.bench import suite
+    from avemo.engines import backbones
+    from avemo.engines.graphs import EngineError
+
+    config = spec_module.BackboneConfig(video_arch="r3d10")
+    video_net, video_backbone = backbones.build_video(config)
+    audio_net, audio_backbone = backbones.build_audio(config)
+    spec = spec_module.FeatureSpec(video_backbone, audio_backbone)
+
+    def built_again(*args, **kwargs):
+        raise AssertionError("a backbone was built again")
+
+    for module in (backbones, suite, spec_module):
+        for name in ("build_video", "build_audio", "build_backbones"):
+            monkeypatch.setattr(module, name, built_again, raising=False)
+    exported = []
+    monkeypatch.setattr("avemo.export.onnx.export_backbones", lambda c: exported.append((c.backbones, c.precision)))
+    rows = suite._exported_backends(video_net, audio_net, spec, config, torch.device("cpu"), tmp_path)
+    assert exported == [(config, "fp32"), (config, "fp16")]
+    assert [label for label, _ in rows] == ["onnxruntime fp32 graph", "onnxruntime fp16 graph"]  # no TensorRT on a CPU
+    with pytest.raises(EngineError, match=r"video-r3d10-\S+-fp16\.onnx: no video graph"):
+        rows[1][1]()  # built when timed: the graphs for the nets' own weights and precision are looked for

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avemo.cache import CacheError, FeatureCache
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import VideoConfig
 from tests.conftest import make_spec
 
 SPEC = make_spec()

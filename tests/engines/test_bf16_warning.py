@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import avemo.engines.torch as torch_engine
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video
+from avemo.engines.backbones import build_audio, build_video
 from avemo.engines.torch import TorchBackend
+from avemo.spec import BackboneConfig
 
 
 @pytest.fixture(scope="module")

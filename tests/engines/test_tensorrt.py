@@ -110,10 +110,9 @@ needs_tensorrt = pytest.mark.skipif(not (tensorrt_installed() and torch.cuda.is_
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
-    from avemo.engines.backbones import BackboneConfig
+    from avemo.engines.backbones import build_backbones
     from avemo.export.onnx import ExportConfig, export_backbones
-    from avemo.pipeline.video import VideoConfig
-    from avemo.spec import build_backbones
+    from avemo.spec import BackboneConfig, VideoConfig
 
     root = tmp_path_factory.mktemp("engines")
     config = BackboneConfig(video_arch="r3d10")
@@ -126,12 +125,14 @@ def exported(tmp_path_factory):
 @needs_tensorrt
 @pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-3), ("fp16", 2e-2)])
 def test_tensorrt_features_equal_torch_features(exported, precision, tolerance):
+    from avemo.engines.runtime import RuntimeRequest
     from avemo.engines.torch import TorchBackend
-    from avemo.engines.tensorrt import TensorRTBackend
 
     root, video, audio, spec = exported
     cuda = torch.device("cuda")
-    engine = TensorRTBackend(root, spec, precision, cuda, opt_batch=2)
+    request = RuntimeRequest(backend="tensorrt", device="cuda", precision=precision, engines=root, opt_batch=2)
+    engine = request.resolve().create(video, audio, spec)  # what extract builds
+    assert engine.name == f"tensorrt-{precision}"
     reference = TorchBackend(video, audio, torch.device("cpu"))
     snippets = torch.randint(0, 256, (7, 3, 16, 32, 32), dtype=torch.uint8)  # 7 > the profile's 4: split
     segments = torch.randn(7, 256, 96)

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video
+from avemo.engines.backbones import build_audio, build_video
 from avemo.engines.resnet3d import resnet3d
 from avemo.engines.weights import WeightsError, sha256_file
+from avemo.spec import BackboneConfig
 from tests.engines.reference import hara_layer4
 
 

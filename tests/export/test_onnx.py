@@ -16,14 +16,14 @@ pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip i
 
 from avemo.cache import FeatureCache  # noqa: E402
 from avemo.cli import app  # noqa: E402
-from avemo.engines.backbones import BackboneConfig  # noqa: E402
+from avemo.engines.backbones import build_backbones  # noqa: E402
 from avemo.engines.graphs import EngineError  # noqa: E402
 from avemo.engines.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from avemo.engines.runtime import create_backend  # noqa: E402
+from avemo.engines.runtime import RuntimeRequest  # noqa: E402
 from avemo.engines.torch import TorchBackend  # noqa: E402
+from avemo.errors import SetupError  # noqa: E402
 from avemo.export.onnx import ExportConfig, export_backbones  # noqa: E402
-from avemo.pipeline.video import VideoConfig  # noqa: E402
-from avemo.spec import build_backbones  # noqa: E402
+from avemo.spec import BackboneConfig, VideoConfig  # noqa: E402
 from tests.conftest import built_once  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -115,12 +115,12 @@ def test_a_damaged_graph_is_refused_with_the_remedy(engines, nets, tmp_path):
 
 def test_auto_keeps_torch_on_a_cpu_where_it_measured_faster(engines, nets):
     video, audio, spec = nets
-    assert create_backend("auto", video, audio, CPU).name == "torch-fp32"
-    assert create_backend("auto", video, audio, CPU, engines, "fp32", spec).name == "torch-fp32"
-    chosen = create_backend("onnxruntime", video, audio, CPU, engines, "fp32", spec)
+    assert RuntimeRequest(device="cpu").resolve().create(video, audio).name == "torch-fp32"
+    assert RuntimeRequest(device="cpu", engines=engines).resolve().create(video, audio, spec).name == "torch-fp32"
+    chosen = RuntimeRequest(backend="onnxruntime", device="cpu", engines=engines).resolve().create(video, audio, spec)
     assert chosen.name == "onnxruntime-fp32 (CPUExecutionProvider)"
-    with pytest.raises(RuntimeError, match="needs --engines"):
-        create_backend("onnxruntime", video, audio, CPU)
+    with pytest.raises(SetupError, match="needs --engines"):
+        RuntimeRequest(backend="onnxruntime", device="cpu").resolve()
 
 
 def test_extract_with_onnxruntime_matches_extract_with_torch(engines, synth_root, tmp_path):

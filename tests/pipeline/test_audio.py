@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from avemo.pipeline.audio import AudioConfig, log_spectrogram, segments
+from avemo.pipeline.audio import log_spectrogram, segments
 from avemo.pipeline.decode import decode_clip
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import AudioConfig, VideoConfig
 from tests.conftest import solid_clip
 
 

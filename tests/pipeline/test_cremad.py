@@ -6,8 +6,7 @@ import pytest
 from avemo.pipeline.cremad import parse_name
 from avemo.pipeline.discover import discover
 from avemo.pipeline.prepare import prepare_clip
-from avemo.pipeline.audio import AudioConfig
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import AudioConfig, VideoConfig
 from tests.conftest import solid_clip
 
 

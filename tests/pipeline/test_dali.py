@@ -22,7 +22,8 @@ from avemo.pipeline.batches import resolve_decoder  # noqa: E402
 from avemo.pipeline.dali import DaliFrames, FrameRequest  # noqa: E402
 from avemo.pipeline.decode import decode_clip  # noqa: E402
 from avemo.pipeline.face import centre_box  # noqa: E402
-from avemo.pipeline.video import VideoConfig, region, sample_indices, snippets_from_frames  # noqa: E402
+from avemo.pipeline.video import region, sample_indices, snippets_from_frames  # noqa: E402
+from avemo.spec import VideoConfig  # noqa: E402
 from avemo.synth import SynthConfig, synthesize  # noqa: E402
 from tests.conftest import FAST_EXTRACT  # noqa: E402
 

@@ -12,8 +12,9 @@ from avemo.cache import FeatureCache
 from avemo.cli import app
 from avemo.pipeline import face
 from avemo.pipeline.dali import dali_installed
-from avemo.pipeline.face import CENTRE_SHIFT, MARGIN, centre_box, face_box, iou
-from avemo.pipeline.video import VideoConfig, region, snippets_from_region
+from avemo.pipeline.face import centre_box, face_box, iou
+from avemo.pipeline.video import region, snippets_from_region
+from avemo.spec import CENTRE_SHIFT, MARGIN, VideoConfig
 from avemo.synth import SynthConfig, synthesize
 from tests.conftest import built_once, make_spec, solid_clip
 

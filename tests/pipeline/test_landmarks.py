@@ -11,10 +11,9 @@ from avemo.cli import app
 from avemo.fusion.model import FusionConfig
 from avemo.fusion.runs import train_run
 from avemo.fusion.train import TrainConfig
-from avemo.pipeline.face import MARGIN, iou
-from avemo.pipeline.landmarks import LandmarkSettings, landmark_box, openface_csv, read_boxes
-from avemo.pipeline.video import VideoConfig
-from avemo.spec import FeatureSpec
+from avemo.pipeline.face import iou
+from avemo.pipeline.landmarks import landmark_box, openface_csv, read_boxes
+from avemo.spec import MARGIN, FeatureSpec, LandmarkSettings, VideoConfig
 from avemo.synth import SynthConfig, synthesize
 from tests.conftest import make_spec
 

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from avemo.cache import FeatureCache
 from avemo.cli import app
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.decode import decode_clip
 from avemo.pipeline.prepare import prepare_file
-from avemo.pipeline.video import VideoConfig, sample_indices
+from avemo.pipeline.video import sample_indices
+from avemo.spec import AudioConfig, VideoConfig
 from tests.conftest import FAST_EXTRACT
 
 VIDEO = VideoConfig(size=32, resize=32, crop="center")

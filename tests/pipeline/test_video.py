@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from avemo.choices import Crop
 from avemo.pipeline.decode import decode_clip
-from avemo.pipeline.video import VideoConfig, sample_indices, snippets_from_frames
+from avemo.pipeline.video import sample_indices, snippets_from_frames
+from avemo.spec import VideoConfig
 from avemo.synth import SynthConfig, write_clip
 from tests.conftest import solid_clip
 
@@ -52,6 +54,34 @@ def test_short_side_scaling_keeps_aspect():
     assert VideoConfig().scaled_size(720, 1280) == (112, 199)
     with pytest.raises(ValueError):
         VideoConfig(size=128, resize=112)
+
+
+@pytest.mark.parametrize("crop, detector, landmarks, fixed", [
+    ("face", True, False, False), ("landmarks", True, True, False), ("center", False, False, True),
+    ("none", False, False, True),
+])
+def test_the_crop_says_what_it_needs(crop, detector, landmarks, fixed):
+    mode = VideoConfig(crop=crop).crop_mode
+    assert mode is Crop(crop) and VideoConfig(crop=crop).crop == crop  # stored as plain text
+    assert (mode.uses_detector, mode.reads_landmarks, mode.fixed) == (detector, landmarks, fixed)
+
+
+def test_each_crop_decodes_at_its_own_size():
+    # 1280 x 720, size 112, resize 128: none squashes to the model's size; center scales the short side to
+    # resize (1280 * 128 / 720 = 227.6); face and landmarks to the detector's 256 (1280 * 256 / 720 = 455.1).
+    sizes = {crop: VideoConfig(size=112, resize=128, crop=crop).decode_size(1280, 720) for crop in Crop}
+    assert sizes == {Crop.none: (112, 112), Crop.center: (228, 128), Crop.face: (455, 256),
+                     Crop.landmarks: (455, 256)}
+    assert VideoConfig(size=112, resize=128, crop="face").decode_size(720, 1280) == (256, 455)
+
+
+def test_fixed_crops_know_their_box_and_the_others_find_theirs():
+    # center: 112 / 128 of the short side, 0.875 * 720 = 630 pixels, centred
+    assert Crop.center.fixed_box(1280, 720, 112 / 128) == (325, 45, 630, 630)
+    assert Crop.none.fixed_box(1280, 720, 112 / 128) == (0, 0, 1280, 720)
+    for crop in (Crop.face, Crop.landmarks):
+        with pytest.raises(ValueError, match="finds its box in each clip"):
+            crop.fixed_box(1280, 720, 1.0)
 
 
 def test_decoding_is_rgb_and_scaled(tmp_path):

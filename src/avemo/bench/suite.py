@@ -23,12 +23,11 @@ from typing import Any, Callable
 
 import torch
 
-from avemo.engines.backbones import BackboneConfig, build_audio, build_video
-from avemo.engines.runtime import resolve_device
-from avemo.engines.torch import TorchBackend
+from avemo.choices import Dtype
+from avemo.engines.backbones import AudioFeatures, VideoFeatures, build_audio, build_video
+from avemo.engines.runtime import Backend, RuntimeRequest
 from avemo.machine import BF16_EMULATED, cpu_features, native_bf16
-from avemo.pipeline.audio import AudioConfig
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import AudioConfig, BackboneConfig, FeatureSpec, VideoConfig
 
 
 @dataclass(frozen=True)
@@ -147,10 +146,10 @@ def _synth(root: Path, config: BenchConfig, codec: str = "h264", faces: str = "d
 def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, device: torch.device) -> Section:
     from avemo.bench.seed_extract import seek_frames
     from avemo.pipeline.decode import decode_clip
-    from avemo.pipeline.face import DECODE_SIDE, DETECT_FRAMES
     from avemo.pipeline.prepare import crop_box, detection_frames, encode_clip
     from avemo.pipeline.video import region, sample_indices, snippets_from_region
     from avemo.pipeline.discover import discover
+    from avemo.spec import DECODE_SIDE, DETECT_FRAMES
 
     video, audio = VideoConfig(), AudioConfig()
     width, height = config.frame_size
@@ -200,45 +199,50 @@ def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, devi
     return section
 
 
-def _backends(video_net, audio_net, device: torch.device, quick: bool) -> list[tuple[str, Callable[[], Any]]]:
-    """(label, factory) of every runtime worth timing on ``device``; torch eager fp32 first."""
-    rows: list[tuple[str, Callable[[], Any]]] = [("torch eager fp32", lambda: TorchBackend(video_net, audio_net, device))]
+Maker = Callable[[], Backend]
+
+
+def _maker(request: RuntimeRequest, video_net: VideoFeatures, audio_net: AudioFeatures, device: torch.device,
+           spec: FeatureSpec | None = None) -> Maker:
+    """The backend ``request`` asks for on ``device``, built as extract builds it (when the row is timed)."""
+    return lambda: request.resolve(device).create(video_net, audio_net, spec)
+
+
+def _backends(video_net: VideoFeatures, audio_net: AudioFeatures, device: torch.device,
+              quick: bool) -> list[tuple[str, Maker]]:
+    """(label, maker) of every torch runtime worth timing on ``device``; torch eager fp32 first."""
+    requests = [("torch eager fp32", RuntimeRequest(backend="torch"))]
     if device.type == "cuda" or native_bf16():
-        rows.append(("torch bf16", lambda: TorchBackend(video_net, audio_net, device, precision="bf16")))
+        requests.append(("torch bf16", RuntimeRequest(backend="torch", precision="bf16")))
     if device.type == "cuda":
-        rows += [("torch fp16", lambda: TorchBackend(video_net, audio_net, device, precision="fp16")),
-                 ("torch fp16 + CUDA graphs", lambda: TorchBackend(video_net, audio_net, device, precision="fp16",
-                                                                  cuda_graphs=True))]
+        requests += [("torch fp16", RuntimeRequest(backend="torch", precision="fp16")),
+                     ("torch fp16 + CUDA graphs", RuntimeRequest(backend="torch", precision="fp16", cuda_graphs=True))]
         if not quick:
-            rows.append(("torch fp16 compiled", lambda: TorchBackend(video_net, audio_net, device, precision="fp16",
-                                                                     compile=True)))
-    return rows
+            requests.append(("torch fp16 compiled", RuntimeRequest(backend="torch", precision="fp16", compile=True)))
+    return [(label, _maker(request, video_net, audio_net, device)) for label, request in requests]
 
 
-def _exported_backends(video_net, audio_net, backbones: BackboneConfig, device: torch.device,
-                       work: Path) -> list[tuple[str, Callable[[], Any]]]:
-    """ONNX Runtime (and TensorRT on CUDA) rows: the graphs are exported first, which takes a while."""
+def _exported_backends(video_net: VideoFeatures, audio_net: AudioFeatures, spec: FeatureSpec,
+                       backbones: BackboneConfig, device: torch.device, work: Path) -> list[tuple[str, Maker]]:
+    """ONNX Runtime (and TensorRT on CUDA) rows: the graphs of ``backbones`` are exported first, which takes a
+    while; ``spec`` is what the nets already built compute, which the graphs are checked against."""
     from avemo.engines.runtime import onnxruntime_installed
     from avemo.engines.tensorrt import tensorrt_installed
 
     if not onnxruntime_installed():
         return []
-    from avemo.engines.onnxruntime import OnnxRuntimeBackend
     from avemo.export.onnx import ExportConfig, export_backbones
 
-    from avemo.spec import build_backbones
-
-    spec = build_backbones(backbones)[2]
     engines = work / "engines"
     rows = []
     for precision in ("fp32", "fp16"):
         export_backbones(ExportConfig(engines=engines, backbones=backbones, precision=precision))
-        rows.append((f"onnxruntime {precision} graph",
-                     lambda p=precision: OnnxRuntimeBackend(engines, spec, p, device)))
+        runtimes = [("onnxruntime", f"onnxruntime {precision} graph")]
         if device.type == "cuda" and tensorrt_installed():
-            from avemo.engines.tensorrt import TensorRTBackend
-
-            rows.append((f"tensorrt {precision}", lambda p=precision: TensorRTBackend(engines, spec, p, device)))
+            runtimes.append(("tensorrt", f"tensorrt {precision}"))
+        for backend, label in runtimes:
+            request = RuntimeRequest(backend=backend, precision=precision, engines=engines)
+            rows.append((label, _maker(request, video_net, audio_net, device, spec)))
     return rows
 
 
@@ -246,19 +250,19 @@ def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Se
     from avemo.bench.seed_extract import seed_backbone
 
     backbones = BackboneConfig()
-    video_net, _ = build_video(backbones)
-    audio_net, _ = build_audio(backbones)
+    video_net, video_backbone = build_video(backbones)
+    audio_net, audio_backbone = build_audio(backbones)
     v, a = VideoConfig(), AudioConfig()
     section = Section("Backbones per runtime (3D ResNet-101 on 6 snippets + ResNet-18 on 6 segments per clip)",
                       "the seed's video backbone: 256 x 256 squash, train mode + autograd, one clip at a time")
     seed_net = build_video(backbones)[0].net.to(device)
     seed_input = torch.rand(6, 3, 16, 256, 256, device=device) * 255
     seed_gflop = 6 * count_gflop(seed_net, seed_input[:1])
-    # The seed's rows take ~10 s a call on two CPU cores: --quick times one call, without a warm-up.
+    # The seed's rows are the slowest of all (benchmarks/RESULTS.md): --quick times one call, without a warm-up.
     seed_seconds = median_seconds(lambda: seed_backbone(seed_net, seed_input), max(1, config.repeats - 1),
                                   warmup=0 if config.quick else 1)
     section.add("seed (video only)", seed_seconds, "clip", f"{seed_gflop / seed_seconds:.0f} GFLOP/s")
-    del seed_net, seed_input
+    seed_net = seed_input = None  # freed before the next rows
     snippet_gflop = count_gflop(video_net, torch.zeros(1, 3, v.frames, v.size, v.size, dtype=torch.uint8))
     segment_gflop = count_gflop(audio_net, torch.zeros(1, a.freq_bins, a.segment_frames))
     clip_gflop = 6 * (snippet_gflop + segment_gflop)
@@ -266,7 +270,9 @@ def bench_backbones(config: BenchConfig, device: torch.device, work: Path) -> Se
     if device.type == "cpu" and not native_bf16():
         section.limits.append(f"torch bf16: skipped, {BF16_EMULATED} ({cpu_features().describe()})")
     if not config.quick:
-        rows += _exported_backends(video_net, audio_net, backbones, device, work)
+        # The graphs are exported with the default settings, so the default spec is theirs.
+        spec = FeatureSpec.of(video_backbone, audio_backbone, v, a, Dtype.float16.value)
+        rows += _exported_backends(video_net, audio_net, spec, backbones, device, work)
     for batch in (1,) if config.quick else (1, 4):
         snippets = torch.randint(0, 256, (6 * batch, 3, v.frames, v.size, v.size), dtype=torch.uint8, device=device)
         segments = torch.randn(6 * batch, a.freq_bins, a.segment_frames, device=device)
@@ -304,7 +310,7 @@ def bench_extract(paths: list[Path], config: BenchConfig, device: torch.device, 
     section.add("seed: seek per frame + 256x256 squash + train-mode backbone (video only)",
                 median_seconds(seed, 1 if config.quick else config.repeats, warmup=0) / len(paths), "clip",
                 "no warm-up: seconds per clip")
-    del seed_net
+    seed_net = None  # freed before avemo's runs
     runs = iter(range(100))
 
     def avemo(decoder: str) -> float:
@@ -331,7 +337,7 @@ def bench_training(config: BenchConfig, device: torch.device) -> Section:
     from avemo.fusion.losses import EmotionMetricLoss
     from avemo.fusion.model import FusionConfig, FusionModel
 
-    batch = 1 if config.quick else 4  # the seed's step: ~12 s per clip on two CPU cores
+    batch = 1 if config.quick else 4  # the seed's step is slow on a CPU (benchmarks/RESULTS.md)
     ours = 8  # avemo's batch: labels repeat, so in-batch mining finds triplets and the metric term is timed
     torch.manual_seed(0)
     video = torch.randn(max(3 * batch, ours), 6, 2048, 16, device=device)
@@ -347,7 +353,7 @@ def bench_training(config: BenchConfig, device: torch.device) -> Section:
                                                          (video[p], audio[p]), (video[n], audio[n])),
                                        max(1, config.repeats - 1), warmup=0 if config.quick else 1) / batch,
                 "clip", "one step, no warm-up" if config.quick else "")
-    del seed_model, seed_opt
+    seed_model = seed_opt = None  # freed before avemo's step
     model = FusionModel(FusionConfig()).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss = EmotionMetricLoss()
@@ -400,9 +406,7 @@ def build_ravdess_scale_cache(root: Path, seed: int = 0, limit: int | None = Non
     """
     from avemo.cache import FeatureCache
     from avemo.emotions import EMOTIONS
-    from avemo.engines.backbones import AudioBackbone, VideoBackbone
-    from avemo.engines.weights import HARA_2020, RANDOM, WeightsSpec
-    from avemo.spec import FeatureSpec
+    from avemo.spec import HARA_2020, RANDOM, AudioBackbone, FeatureSpec, VideoBackbone, WeightsSpec
 
     records = ravdess_scale_records()[:limit]
     # No backbone made these features: the spec says so through weights no file has.
@@ -477,7 +481,7 @@ def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None 
               on_progress: Callable[[str], None] | None = None) -> BenchReport:
     """Run every section; ``on_section`` sees each as it completes, ``on_progress`` a line as each starts."""
     warnings.filterwarnings("ignore", message="RANDOM .* WEIGHTS")
-    device = resolve_device(config.device)
+    device = RuntimeRequest(device=config.device).resolve().device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     report = BenchReport(device=name, machine=platform.processor() or platform.machine(), date=str(date.today()),
                          quick=config.quick)

@@ -1,4 +1,5 @@
-"""The two frozen feature extractors exactly as avemo runs them, and the one place that builds them.
+"""The two frozen feature extractors exactly as avemo runs them, and the one place that builds them from
+the plain settings of ``avemo.spec`` (``build_backbones``).
 
 ``VideoFeatures`` takes uint8 snippets and owns the normalisation of its weights, so every runtime (torch,
 ONNX, TensorRT) computes the same thing from the same bytes. ``AudioFeatures`` takes normalised spectrogram
@@ -7,17 +8,19 @@ segments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
+from avemo.choices import Dtype
 from avemo.engines.resnet3d import ResNet3d, resnet3d
-from avemo.engines.weights import (HARA_2017, HARA_2017_CLASSES, HARA_2020, IMAGENET, NORMALIZATIONS, RANDOM,
-                                   RANDOM_SEED, Normalization, WeightsError, WeightsSpec, load_strict,
-                                   random_weights, read_state_dict, sha256_file, warn_random)
+from avemo.engines.weights import (HARA_2017_CLASSES, WeightsError, load_strict, read_state_dict, sha256_file,
+                                   warn_random)
+from avemo.spec import (HARA_2017, HARA_2020, IMAGENET, NORMALIZATIONS, RANDOM, RANDOM_SEED, AudioBackbone,
+                        AudioConfig, BackboneConfig, FeatureSpec, LandmarkSettings, Normalization, VideoBackbone,
+                        VideoConfig, WeightsSpec, random_weights)
 
 VIDEO_HINT = ("pass Hara et al.'s Kinetics checkpoint, e.g. --video-weights resnet-101-kinetics.pth "
               "(2017) or r3d101_K_200ep.pth (2020)")
@@ -59,37 +62,6 @@ class AudioFeatures(nn.Module):
     def forward(self, segments: torch.Tensor) -> torch.Tensor:
         x = segments.unsqueeze(1).expand(-1, 3, -1, -1)
         return self.trunk(x).mean(dim=(2, 3))
-
-
-AUDIO_INPUT = "per-clip z-scored log spectrogram, 1 channel repeated to 3"
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """What the CLI's ``--video-weights``, ``--video-arch``, ``--audio-weights`` say."""
-
-    video_weights: str = RANDOM
-    video_arch: str = "r3d101"
-    video_normalization: str = "auto"  # auto | hara2017 | hara2020
-    audio_weights: str = RANDOM
-
-
-@dataclass(frozen=True)
-class VideoBackbone:
-    """What about the video backbone determines its features."""
-
-    arch: str
-    weights: WeightsSpec
-    normalization: Normalization
-
-
-@dataclass(frozen=True)
-class AudioBackbone:
-    """What about the audio backbone determines its features."""
-
-    weights: WeightsSpec
-    arch: str = "resnet18"
-    input: str = AUDIO_INPUT
 
 
 def _seeded(build):
@@ -182,3 +154,13 @@ def build_audio(config: BackboneConfig) -> tuple[AudioFeatures, AudioBackbone]:
         release = "torchvision-imagenet" if config.audio_weights == IMAGENET else "state-dict"
         weights = WeightsSpec(sha256_file(path), release, str(path.resolve()), net.fc.out_features)
     return AudioFeatures(net).eval().requires_grad_(False), AudioBackbone(weights)
+
+
+def build_backbones(config: BackboneConfig, video: VideoConfig = VideoConfig(), audio: AudioConfig = AudioConfig(),
+                    dtype: str = Dtype.float16.value, landmarks: LandmarkSettings | None = None,
+                    ) -> tuple[VideoFeatures, AudioFeatures, FeatureSpec]:
+    """Both backbones as ``config`` says, and the spec of the features they make with these settings
+    (``landmarks``: for crop "landmarks", its settings; the defaults when not given)."""
+    video_net, video_backbone = build_video(config)
+    audio_net, audio_backbone = build_audio(config)
+    return video_net, audio_net, FeatureSpec.of(video_backbone, audio_backbone, video, audio, dtype, landmarks)

@@ -8,7 +8,6 @@ import warnings
 import torch
 
 from avemo.engines.backbones import AudioFeatures, VideoFeatures
-from avemo.errors import SetupError
 
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -66,17 +65,12 @@ class TorchBackend:
     (benchmarks/RESULTS.md), with the same results up to float rounding; cuDNN's tensor-core kernels want the
     same layout. ``precision`` fp16 or bf16 casts weights and inputs (fp16 only on CUDA: CPUs lack fast fp16
     3D convolutions); ``compile`` runs the nets through ``torch.compile``; ``cuda_graphs`` replays captured
-    CUDA graphs per batch shape.
+    CUDA graphs per batch shape. The options are checked by :meth:`avemo.engines.runtime.RuntimeRequest.resolve`,
+    through which extract, predict and doctor build this backend.
     """
 
     def __init__(self, video: VideoFeatures, audio: AudioFeatures, device: torch.device, max_batch: int = 64,
                  precision: str = "fp32", compile: bool = False, cuda_graphs: bool = False) -> None:
-        if precision not in TORCH_DTYPES:
-            raise SetupError(f"--precision {precision!r}: choose {', '.join(TORCH_DTYPES)}")
-        if precision == "fp16" and device.type != "cuda":
-            raise SetupError("--precision fp16 with the torch backend needs CUDA; on a CPU use bf16 or fp32")
-        if cuda_graphs and device.type != "cuda":
-            raise SetupError("--cuda-graphs needs a CUDA device")
         if precision == "bf16" and device.type == "cpu":
             _warn_if_bf16_emulated()
         self.device = device

@@ -1,9 +1,9 @@
-"""Pretrained weights as data: where they come from, how to load them strictly, what input they expect.
+"""Pretrained weights files: how to read them safely and load them strictly.
 
-Video: Hara et al.'s releases. 2017 (``resnet-101-kinetics.pth``, 400 Kinetics classes) expects 0-255 pixels
-minus the ActivityNet mean; 2020 (``r3d101_K_200ep.pth`` 700 classes, ``r3d101_KM_200ep.pth`` 1039) expects
-0-1 pixels normalised by mean and std. Both files are ``{"state_dict": {"module.<name>": tensor}, ...}``.
-Audio: torchvision's ImageNet ResNet-18 (``resnet18-f37072fd.pth``, a plain state dict).
+Video: Hara et al.'s releases, 2017 (``resnet-101-kinetics.pth``) and 2020 (``r3d101_K_200ep.pth``,
+``r3d101_KM_200ep.pth``), both ``{"state_dict": {"module.<name>": tensor}, ...}``. Audio: torchvision's
+ImageNet ResNet-18 (``resnet18-f37072fd.pth``, a plain state dict). What the weights are as data (their
+normalisation, their identity) is in ``avemo.spec``.
 
 Files are read with ``torch.load(weights_only=True)``: a checkpoint is never unpickled as code.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,53 +25,7 @@ class WeightsError(AvemoError):
     """Weights that cannot be used; the message names the file and what to do."""
 
 
-@dataclass(frozen=True)
-class Normalization:
-    """``(pixel * scale - mean) / std`` per RGB channel, pixels in 0-255."""
-
-    name: str
-    scale: float
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-HARA_2017 = Normalization("hara2017", 1.0, (114.7748, 107.7354, 99.4750), (1.0, 1.0, 1.0))
-HARA_2020 = Normalization("hara2020", 1 / 255, (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737))
-NORMALIZATIONS = {n.name: n for n in (HARA_2017, HARA_2020)}
 HARA_2017_CLASSES = 400  # the 2020 releases have 700 (K), 1039 (KM) or more classes
-
-RANDOM = "random"
-IMAGENET = "imagenet"
-RANDOM_SEED = 0  # random weights are seeded so that a resumed extraction stays consistent
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """Which weights a backbone runs, identified by the file's SHA-256 (``random-seed-0``: seeded random).
-
-    ``path`` is where the file was read from (absolute), so that ``predict`` can find it again; it is not part
-    of the identity (the same file elsewhere gives the same features), and neither are ``release`` (how the
-    file was recognised) and ``classes`` (its classifier's width), which are for people.
-    """
-
-    sha256: str
-    release: str  # hara2017 | hara2020 | torchvision-imagenet | state-dict | random
-    path: str | None = None
-    classes: int | None = None
-
-    @property
-    def random(self) -> bool:
-        return self.release == RANDOM
-
-    def describe(self) -> str:
-        """``RANDOM``, or the file's name and short hash."""
-        if self.random:
-            return "RANDOM"
-        return f"{Path(self.path).name if self.path else 'file not recorded'} (sha256 {self.sha256[:12]})"
-
-
-def random_weights(classes: int) -> WeightsSpec:
-    return WeightsSpec(f"random-seed-{RANDOM_SEED}", RANDOM, None, classes)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

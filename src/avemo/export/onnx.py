@@ -20,11 +20,9 @@ from pathlib import Path
 import torch
 
 from avemo.files import atomic_write
-from avemo.engines.backbones import BackboneConfig
+from avemo.engines.backbones import build_backbones
 from avemo.engines.graphs import graph_name
-from avemo.pipeline.audio import AudioConfig
-from avemo.pipeline.video import VideoConfig
-from avemo.spec import build_backbones
+from avemo.spec import AudioConfig, BackboneConfig, VideoConfig
 
 PRECISIONS = ("fp32", "fp16")
 OPSET = 18

@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class AudioConfig:
-    """Spectrogram parameters; defaults are the paper's (32 ms Hamming window, 10 ms hop, 256 bins).
-
-    ``n_fft`` is ``2 * freq_bins`` (the window is zero-padded to it when shorter) and the Nyquist bin is
-    dropped, so exactly ``freq_bins`` bins remain. Each of the segments is ``segment_frames`` hops long and
-    centred on its video snippet; the default 0.96 s lets 6 segments span RAVDESS's longest clips (5.3 s).
-    """
-
-    sample_rate: int = 16_000
-    window_ms: float = 32.0
-    hop_ms: float = 10.0
-    freq_bins: int = 256
-    segment_frames: int = 96
-    top_db: float = 80.0
-
-    @property
-    def win_length(self) -> int:
-        return round(self.sample_rate * self.window_ms / 1000)
-
-    @property
-    def hop_length(self) -> int:
-        return round(self.sample_rate * self.hop_ms / 1000)
-
-    @property
-    def n_fft(self) -> int:
-        return 2 * self.freq_bins
-
-    def __post_init__(self) -> None:
-        if self.win_length > self.n_fft:
-            raise ValueError(
-                f"a {self.window_ms} ms window ({self.win_length} samples) does not fit "
-                f"{self.freq_bins} frequency bins (n_fft {self.n_fft}); raise freq_bins"
-            )
+from avemo.spec import AudioConfig
 
 
 def log_spectrogram(samples: torch.Tensor, config: AudioConfig) -> torch.Tensor:

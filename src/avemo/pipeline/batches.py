@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import torch
 
 from avemo.choices import Decoder
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.dali import DaliFrames, dali_installed
 from avemo.pipeline.decode import ClipError
 from avemo.pipeline.prepare import EncodedClip, FailedClip, PreparedClip, audio_segments
+from avemo.spec import AudioConfig
 from avemo.errors import SetupError
 
 

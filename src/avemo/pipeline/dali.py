@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import VideoConfig
 
 CPU_CODECS = frozenset({"vp9", "vp8"})  # what DALI's CPU video decoder reads
 

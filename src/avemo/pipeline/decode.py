@@ -13,7 +13,7 @@ from typing import Callable
 import av
 import numpy as np
 
-from avemo.pipeline.video import VideoConfig
+from avemo.spec import VideoConfig
 
 
 def describe_error(err: Exception) -> str:
@@ -164,7 +164,9 @@ def decode_clip(path: Path, video: VideoConfig, sample_rate: int,
         if astream is None and audio_path is None:
             raise ClipError(path, "no audio track (or the file is truncated)",
                             "avemo needs the clip's soundtrack: if the clip has sound, copy it again; otherwise "
-                            "use the audio-video (modality 01) file, or put a WAV with the same name beside it")
+                            "give its soundtrack as a separate file (a manifest's audio_path column; CREMA-D: the "
+                            "AudioWAV file of the same name under the data folder), or use a run trained with "
+                            "--modality video")
         coded = (vstream.codec_context.width, vstream.codec_context.height)
         codec = vstream.codec_context.name
         turns = 0  # quarter turns counter-clockwise, from the first decoded frame's display matrix

@@ -7,7 +7,8 @@ centre and size of the detections so that the crop stays still over the clip (a 
 jittering crop would add motion that is not there), widens it by a margin to keep forehead and chin, squares
 it and keeps it inside the frame. A clip where too few frames show a face falls back to the centre crop.
 
-Boxes are in the pixels of the coded video, so the PyAV and DALI paths crop the same region.
+Boxes are in the pixels of the coded video, so the PyAV and DALI paths crop the same region. The detector's
+settings (what a feature spec records of it) are ``avemo.spec.FaceDetector`` and its constants.
 """
 
 from __future__ import annotations
@@ -18,14 +19,8 @@ from typing import Any
 
 import numpy as np
 
-DETECT_FRAMES = 3  # frames per clip the detector looks at, spread over the clip (2 must agree)
-DETECT_SIDE = 160  # short side, in pixels, of the frames the detector sees (a face is ~50 px: ample for LBP)
-DECODE_SIDE = 256  # short side frames are decoded at for --crop face: a RAVDESS face box is then ~125 px
-MARGIN = 1.4  # crop side / detected side: the cascade's box spans brows to mouth; this keeps forehead and chin
-MIN_HITS = 2  # frames with a face needed to trust the median
-# The cascade's box sits on brows to mouth, above the centre of the face (forehead to chin): the crop is
-# centred this fraction of the detected side lower (measured on the astronaut photograph: 0.09).
-CENTRE_SHIFT = 0.1
+from avemo.choices import Crop
+from avemo.spec import CENTRE_SHIFT, DETECT_SIDE, MARGIN, MIN_HITS
 
 
 @dataclass(frozen=True)
@@ -47,36 +42,10 @@ class CropBox:
         return {"box": self.as_list(), "source": self.source, **({"face": list(self.face)} if self.face else {})}
 
 
-@dataclass(frozen=True)
-class FaceDetector:
-    """Everything besides the pixels that decides a face box (part of a face-cropped feature spec)."""
-
-    skimage: str  # the cascade and its code ship with scikit-image: another version may find other boxes
-    detector: str = "skimage-lbp-frontal-face"
-    frames: int = DETECT_FRAMES
-    detect_side: int = DETECT_SIDE
-    decode_side: int = DECODE_SIDE
-    margin: float = MARGIN
-    centre_shift: float = CENTRE_SHIFT
-    min_hits: int = MIN_HITS
-
-    @classmethod
-    def current(cls) -> FaceDetector:
-        """The detector this installation runs."""
-        import skimage
-
-        return cls(skimage=skimage.__version__)
-
-
 def centre_box(width: int, height: int, fraction: float = 1.0) -> CropBox:
     """The centred square of ``fraction`` of the short side: what scaling the short side to ``resize`` and
     cropping ``size`` keeps (``fraction`` = size / resize)."""
-    side = max(1, round(min(width, height) * fraction))
-    return CropBox((width - side) // 2, (height - side) // 2, side, side, "center")
-
-
-def full_box(width: int, height: int) -> CropBox:
-    return CropBox(0, 0, width, height, "none")
+    return CropBox(*Crop.center.fixed_box(width, height, fraction), Crop.center.value)
 
 
 @lru_cache(maxsize=1)

@@ -15,24 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avemo.pipeline.face import MARGIN, MIN_HITS, CropBox, still_box
+from avemo.pipeline.face import CropBox, still_box
+from avemo.spec import LandmarkSettings
 
 POINTS = 68
-
-
-@dataclass(frozen=True)
-class LandmarkSettings:
-    """What besides the landmark files decides a box (part of a landmarks-cropped feature spec). Where the
-    files are is not: the same files in another folder make the same features."""
-
-    format: str = "openface-2d-68"
-    min_confidence: float = 0.8  # OpenFace's own advice for trusting a frame's tracking
-    margin: float = MARGIN  # crop side / face side, as for detected faces
-    min_frames: int = MIN_HITS  # frames with trusted landmarks needed to use them at all
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"landmark confidence {self.min_confidence}: give a number from 0 to 1")
 
 
 @dataclass(frozen=True)

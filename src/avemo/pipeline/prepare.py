@@ -1,4 +1,9 @@
-"""A clip record in, backbone-ready tensors out; and the torch Dataset that does it in worker processes."""
+"""A clip record in, backbone-ready tensors out; and the torch Dataset that does it in worker processes.
+
+:func:`cut_clip` is the one place decoded frames and a soundtrack become model inputs: ``extract`` and
+``predict`` cut whole clips with it (:func:`prepare_file`), the timeline cuts windows of a long video with it
+(:mod:`avemo.pipeline.stream`).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avemo.pipeline.audio import AudioConfig, log_spectrogram, segments
+from avemo.pipeline.audio import log_spectrogram, segments
 from avemo.pipeline.clips import ClipRecord
 from avemo.pipeline.dali import CPU_CODECS, FrameRequest
 from avemo.pipeline.decode import ClipError, decode_clip, decode_frames, display_rotation
-from avemo.pipeline.face import DETECT_FRAMES, CropBox, centre_box, face_box, full_box
+from avemo.pipeline.face import CropBox, face_box
 from avemo.pipeline.landmarks import LandmarkFileError, LandmarkSource, landmark_box
-from avemo.pipeline.video import (VideoConfig, region, sample_indices, snippet_windows, snippets_from_frames,
-                                  snippets_from_region)
+from avemo.pipeline.video import region, sample_indices, snippet_windows, snippets_from_frames, snippets_from_region
+from avemo.spec import DETECT_FRAMES, AudioConfig, VideoConfig
 
 
 @dataclass
@@ -64,23 +69,24 @@ def detection_frames(count: int) -> np.ndarray:
 
 def crop_box(video: VideoConfig, frames: list[np.ndarray], coded: tuple[int, int],
              landmarks: CropBox | None = None) -> CropBox:
-    """The clip's crop box for ``video.crop``; ``frames`` are the detection frames (face and landmarks).
+    """The clip's crop box for ``video.crop``, in coded pixels; ``frames`` are those the detector looks at.
 
-    landmarks: the box from the clip's landmark file when it gave one, else the detector's, else the centre.
+    A fixed crop: its box of the frame; otherwise the box from the clip's landmark file (``landmarks``) when
+    there is one, else the detector's, which falls back to the centre box.
     """
-    if video.crop == "none":
-        return full_box(*coded)
-    if video.crop == "center":
-        return centre_box(*coded, video.size / video.resize)
-    if video.crop == "landmarks" and landmarks is not None:
+    crop = video.crop_mode
+    if crop.fixed:
+        return CropBox(*crop.fixed_box(*coded, video.size / video.resize), crop.value)
+    if landmarks is not None:
         return landmarks
     return face_box(frames, *coded, fallback=video.size / video.resize)
 
 
-def file_landmarks(path: Path, source: LandmarkSource | None, coded: tuple[int, int]) -> CropBox | None:
-    """The box from ``path``'s landmark file, or None (no source, no file, too few trusted frames); raise
-    ``ClipError`` for a file that is there but unreadable."""
-    if source is None:
+def file_landmarks(path: Path, video: VideoConfig, source: LandmarkSource | None,
+                   coded: tuple[int, int]) -> CropBox | None:
+    """The box from ``path``'s landmark file for a crop that reads them, or None (another crop, no source, no
+    file, too few trusted frames); raise ``ClipError`` for a file that is there but unreadable."""
+    if source is None or not video.crop_mode.reads_landmarks:
         return None
     try:
         return landmark_box(source.file_for(path), *coded, settings=source.settings)
@@ -88,29 +94,46 @@ def file_landmarks(path: Path, source: LandmarkSource | None, coded: tuple[int, 
         raise ClipError(path, "unreadable landmark file", str(err)) from None
 
 
+def cut_clip(video: VideoConfig, audio: AudioConfig, frames: np.ndarray, index: np.ndarray, detect: np.ndarray,
+             coded: tuple[int, int], samples: torch.Tensor | None, centres: np.ndarray, path: Path,
+             landmarks: CropBox | None = None) -> tuple[torch.Tensor, torch.Tensor | None, CropBox]:
+    """A clip, or a window of a long video, cut into model inputs: (snippets (S, 3, F, size, size) uint8,
+    spectrogram segments (S, freq_bins, segment_frames) or None without ``samples``, crop box).
+
+    ``frames`` (N, h, w, 3) uint8 are decoded at ``video.decode_size(*coded)``, ``coded`` being the video's
+    (width, height); ``index`` (S, F) picks the snippets' frames from them and ``detect`` the ones the face
+    detector looks at (when the crop uses it and ``landmarks``, the box from the clip's landmark file, is
+    None). ``samples`` is the soundtrack (sample 0 at the first frame), cut into segments centred on
+    ``centres`` (seconds). Raise ``ClipError`` naming ``path`` for an unusable soundtrack.
+    """
+    crop = video.crop_mode
+    faces = [frames[i] for i in detect] if crop.uses_detector and landmarks is None else []
+    box = crop_box(video, faces, coded, landmarks)
+    if crop.fixed:  # frames were scaled while decoding so that only the centre cut (or nothing) remains
+        snippets = snippets_from_frames(frames, index, video.size)
+    else:
+        snippets = snippets_from_region(frames, index, region(video, coded, box.as_list()), video.size)
+    segs = audio_segments(samples, centres, audio, path) if samples is not None else None
+    return snippets, segs, box
+
+
 def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig, audio_path: Path | None = None,
                  landmarks: LandmarkSource | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float, CropBox]:
     """(snippets uint8, spectrogram segments, frame count, duration, crop box) of one media file; raise
     ``ClipError``. ``landmarks``: where landmark files are, for ``--crop landmarks`` (None: the detector)."""
-    boxed = video.crop in ("face", "landmarks")
+    detects = video.crop_mode.uses_detector
 
     def needed(times: np.ndarray, duration: float) -> np.ndarray:  # only these frames are kept while decoding
         index = sample_indices(times, duration, video.snippets, video.frames).ravel()
-        return np.concatenate([index, detection_frames(len(times))]) if boxed else index
+        return np.concatenate([index, detection_frames(len(times))]) if detects else index
 
     decoded = decode_clip(path, video, audio.sample_rate, audio_path, choose=needed)
     index = decoded.rows(sample_indices(decoded.times, decoded.duration, video.snippets, video.frames))
-    if boxed:
-        from_file = file_landmarks(path, landmarks, decoded.size) if video.crop == "landmarks" else None
-        detect = [] if from_file is not None else \
-            [decoded.frames[i] for i in decoded.rows(detection_frames(len(decoded.times)))]
-        box = crop_box(video, detect, decoded.size, from_file)
-        frames = snippets_from_region(decoded.frames, index, region(video, decoded.size, box.as_list()), video.size)
-    else:  # frames were scaled while decoding so that the centre crop (or nothing) remains to be done
-        box = crop_box(video, [], decoded.size)
-        frames = snippets_from_frames(decoded.frames, index, video.size)
+    detect = decoded.rows(detection_frames(len(decoded.times)))
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
-    segs = audio_segments(torch.from_numpy(decoded.samples), centres, audio, path)
+    from_file = file_landmarks(path, video, landmarks, decoded.size)
+    frames, segs, box = cut_clip(video, audio, decoded.frames, index, detect, decoded.size,
+                                 torch.from_numpy(decoded.samples), centres, path, from_file)
     return frames, segs, len(decoded.times), decoded.duration, box
 
 
@@ -130,8 +153,8 @@ def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_
         raise ClipError(record.path, f"DALI cannot decode {decoded.codec} on the CPU",
                         "use --decoder pyav, or a CUDA device for DALI")
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
-    from_file = file_landmarks(record.path, landmarks, decoded.size) if video.crop == "landmarks" else None
-    detect = video.crop == "face" or (video.crop == "landmarks" and from_file is None)
+    from_file = file_landmarks(record.path, video, landmarks, decoded.size)
+    detect = video.crop_mode.uses_detector and from_file is None
     faces = decode_frames(record.path, detection_frames(len(decoded.times)), video) if detect else []
     box = crop_box(video, faces, decoded.size, from_file)
     request = FrameRequest(np.frombuffer(record.path.read_bytes(), np.uint8), video.decode_size(*decoded.size), index,

@@ -1,11 +1,11 @@
 """A long video cut into windows in one streaming pass: each window as a clip of that length would be cut.
 
-A window of ``window`` seconds starts every ``hop`` seconds; each is cut as a clip of that length would be
-(6 snippets x 16 frames at evenly spaced instants, the crop, the spectrogram of the window's own samples in
-6 segments centred on the snippets). PyAV decodes the file once. Memory does not grow with the video's
-length: a decoded frame is kept only if some window shows it (it is on screen at one of that window's
-instants), and only until the windows that show it are done; the soundtrack is kept from the earliest
-pending window on.
+A window of ``window`` seconds starts every ``hop`` seconds; each is cut as a clip of that length would be, by
+the same function (:func:`avemo.pipeline.prepare.cut_clip`: 6 snippets x 16 frames at evenly spaced
+instants, the crop, the spectrogram of the window's own samples in 6 segments centred on the snippets).
+PyAV decodes the file once. Memory does not grow with the video's length: a decoded frame is kept only if
+some window shows it (it is on screen at one of that window's instants), and only until the windows that
+show it are done; the soundtrack is kept from the earliest pending window on.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from avemo.errors import AvemoError
-from avemo.pipeline.audio import AudioConfig
 from avemo.pipeline.decode import SHORTFALL, ClipError, describe_error, mono_resampler, open_media
 from avemo.pipeline.face import CropBox
-from avemo.pipeline.prepare import audio_segments, crop_box
-from avemo.pipeline.video import VideoConfig, region, snippet_windows, snippets_from_frames, snippets_from_region
+from avemo.pipeline.prepare import cut_clip
+from avemo.pipeline.video import snippet_windows
+from avemo.spec import AudioConfig, VideoConfig
 
 # Video may run this far ahead of the soundtrack (muxers interleave loosely) before missing sound counts as
 # silence; without a limit a soundtrack that ends early would make every later frame wait for it.
@@ -70,7 +70,9 @@ class WindowStream:
         # The face detector looks at the frames on screen at the window's start, middle and end, as
         # prepare_file looks at a clip's first, middle and last frames.
         self.detect_at = np.array([0.0, window / 2, window * (1 - 1e-6)])
-        self.shown = np.concatenate([self.offsets.reshape(-1), self.detect_at if self._detects() else []])
+        # A new video has no landmark file: a landmarks run's window is found by the detector, as predict does.
+        detects = video.crop_mode.uses_detector
+        self.shown = np.concatenate([self.offsets.reshape(-1), self.detect_at if detects else []])
         self.kept_times: list[float] = []
         self.kept_frames: list[np.ndarray] = []
         self.next_window = 0
@@ -81,10 +83,6 @@ class WindowStream:
         self.audio_done = False
         self.sr = audio.sample_rate
         self.peak_frames = 0  # the most frames held at once (tests check it stays bounded)
-
-    def _detects(self) -> bool:
-        # a new video has no landmark file: a landmarks run's window is found by the detector, as predict does
-        return self.video.crop in ("face", "landmarks")
 
     # -- frames -------------------------------------------------------------------------------------------
 
@@ -158,18 +156,11 @@ class WindowStream:
         used, inverse = np.unique(index, return_inverse=True)
         frames = np.stack([self.kept_frames[i] for i in used])
         picks, index = inverse[self.offsets.size:], inverse[:self.offsets.size].reshape(self.offsets.shape)
+        samples = torch.from_numpy(self._samples(start, end, t0)) if has_audio else None
+        centres = snippet_windows(self.window, self.video.snippets).mean(axis=1)
         try:
-            if self._detects():
-                box = crop_box(self.video, [frames[i] for i in picks], coded)
-                clip = snippets_from_region(frames, index, region(self.video, coded, box.as_list()), self.video.size)
-            else:
-                box = crop_box(self.video, [], coded)
-                clip = snippets_from_frames(frames, index, self.video.size)
-            segs = None
-            if has_audio:
-                centres = snippet_windows(self.window, self.video.snippets).mean(axis=1)
-                samples = torch.from_numpy(self._samples(start, end, t0))
-                segs = audio_segments(samples, centres, self.audio, self.path)
+            clip, segs, box = cut_clip(self.video, self.audio, frames, index, picks, coded, samples, centres,
+                                       self.path)
         except ClipError as err:
             return PreparedWindow(start, end, error=f"{err.reason}; {err.hint}" if err.hint else err.reason)
         return PreparedWindow(start, end, clip, segs, box)

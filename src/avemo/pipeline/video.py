@@ -2,56 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from avemo.choices import Crop
-
-
-@dataclass(frozen=True)
-class VideoConfig:
-    """How a clip becomes ``snippets`` x ``frames`` RGB frames of ``size`` x ``size`` pixels.
-
-    Defaults follow Hara et al.'s Kinetics models (16-frame, 112 x 112 inputs; at test time the short side
-    is scaled to 112 and the centre is cropped) and the seed's 6 snippets covering the clip.
-    """
-
-    snippets: int = 6
-    frames: int = 16
-    size: int = 112
-    resize: int = 112  # short side after scaling, before the centre crop
-    crop: str = Crop.center.value  # see Crop; this class's default needs no detector
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "crop", Crop.check(self.crop, "crop"))
-        if self.resize < self.size:
-            raise ValueError(f"resize ({self.resize}) must be at least the crop size ({self.size})")
-        if min(self.snippets, self.frames, self.size) < 1:
-            raise ValueError("snippets, frames and size must be positive")
-
-    def scaled_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) after scaling the short side to ``resize``, keeping the aspect ratio."""
-        if width <= height:
-            return self.resize, max(self.resize, round(height * self.resize / width))
-        return max(self.resize, round(width * self.resize / height)), self.resize
-
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) frames are scaled to while decoding: cheap, and enough for what the crop needs.
-
-        center: the short side at ``resize``, then a centre crop; none: ``size`` x ``size`` (squashed); face:
-        the short side at the detector's scale, from which the face box is cut and scaled to ``size``.
-        """
-        if self.crop == "none":
-            return self.size, self.size
-        if self.crop in ("face", "landmarks"):  # landmarks: the same box, from a file (or the detector)
-            from avemo.pipeline.face import DECODE_SIDE
-
-            short = max(DECODE_SIDE, self.resize)
-            scale = short / min(width, height)
-            return max(short, round(width * scale)), max(short, round(height * scale))
-        return self.scaled_size(width, height)
+from avemo.spec import VideoConfig
 
 
 def snippet_windows(duration: float, snippets: int) -> np.ndarray:
@@ -84,11 +38,12 @@ def centre_crop_box(width: int, height: int, size: int) -> tuple[int, int]:
 def region(video: VideoConfig, coded: tuple[int, int], box: tuple[int, int, int, int] | list[int]) -> tuple[int, int, int, int]:
     """(x, y, width, height) of the crop in frames decoded at ``video.decode_size(*coded)``.
 
-    center: the ``size`` square at :func:`centre_crop_box`; otherwise ``box`` (coded pixels) scaled and rounded.
-    Both decoders cut exactly this region of frames of that size, so they see the same pixels up to rounding.
+    A fixed crop (center, none): the ``size`` square at :func:`centre_crop_box` (for none the frames are
+    already ``size`` x ``size``); otherwise ``box`` (coded pixels) scaled and rounded. Both decoders cut exactly
+    this region of frames of that size, so they see the same pixels up to rounding.
     """
     width, height = video.decode_size(*coded)
-    if video.crop == "center":
+    if video.crop_mode.fixed:
         x, y = centre_crop_box(width, height, video.size)
         return x, y, video.size, video.size
     sx, sy = width / coded[0], height / coded[1]
