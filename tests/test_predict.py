@@ -15,11 +15,16 @@ from avemo.fusion.data import FeatureSet
 from avemo.fusion.model import FusionConfig
 from avemo.fusion.runs import train_run
 from avemo.fusion.train import TrainConfig
-from avemo.predict import load_fold_models, predict_files
+from avemo.fusion.run import Run
+from avemo.recognizer import load_fold_models
 from avemo.synth import SynthConfig, synthesize
 from tests.conftest import built_once
 
 runner = CliRunner()
+
+
+def predict_files(paths, run):
+    return Run(run).recognizer(device="cpu").predict(paths)
 SMALL = ["--video-arch", "r3d10", "--size", "32", "--workers", "0", "--batch-size", "8"]
 
 
@@ -57,7 +62,7 @@ def _expected(run, cache, clip_id):
     """The run's probabilities (every fold voting) on the cached features of ``clip_id``."""
     data = FeatureSet.load(cache)
     i = data.clip_ids.index(clip_id)
-    folds = load_fold_models(run)
+    folds = load_fold_models(Run(run))
     expected = torch.zeros(len(EMOTIONS))
     with torch.no_grad():
         for fold in folds:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from avemo.cli import app
 from avemo.files import FolderLock, LockedError
-from avemo.fusion.runs import LOCK_NAME
+from avemo.fusion.run import LOCK as LOCK_NAME
 
 runner = CliRunner()
 TRAIN = ["--n-folds", "4", "--folds", "1", "--epochs", "1", "--batch-size", "16", "--dim", "32"]

@@ -1,8 +1,8 @@
-"""A training run over folds: the folds chosen, the configuration written, each fold trained."""
+"""Training a run over folds: the folds chosen, the run folder written (through :class:`avemo.Run`), each fold
+trained."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -14,13 +14,13 @@ from avemo.distributed import World, join, leave
 from avemo.files import DiskFullError, FolderLock, atomic_write
 from avemo.fusion.data import FeatureSet
 from avemo.fusion.losses import knows_distances
+from avemo.fusion.run import LOCK, Run, RunError
 from avemo.choices import Loss, Protocol
 from avemo.fusion.splits import (DEFAULT_FOLDS, LEAKAGE_WARNING, Fold, actor_folds, explicit_folds, folds_from_groups,
                                  random_clip_split, write_splits)
 from avemo.fusion.train import FoldResult, TrainConfig, train_fold
 
 
-LOCK_NAME = "train.lock"  # held by the process training the run (see avemo.files.FolderLock)
 
 
 def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
@@ -37,28 +37,13 @@ def make_folds(data: FeatureSet, config: TrainConfig) -> list[Fold]:
     if config.folds:
         missing = [k for k in config.folds if not 1 <= k <= len(folds)]
         if missing:
-            raise ValueError(f"folds {missing} do not exist; there are {len(folds)}")
+            raise RunError(f"--folds {','.join(map(str, missing))}: no such fold; there are {len(folds)}")
         folds = [folds[k - 1] for k in config.folds]
     for fold in folds:
         if not fold.train or not fold.val or not fold.test:
-            raise ValueError(f"{fold.name}: a split is empty (train {len(fold.train)}, validation {len(fold.val)}, "
+            raise RunError(f"{fold.name}: a split is empty (train {len(fold.train)}, validation {len(fold.val)}, "
                              f"test {len(fold.test)} clips)")
     return folds
-
-
-def write_run_config(run: Path, config: TrainConfig, data: FeatureSet, cache: Path) -> None:
-    run.mkdir(parents=True, exist_ok=True)
-    record = {"train": config.to_dict(), "cache": str(cache), "dataset": data.dataset,
-              "cache_fingerprint": data.spec.fingerprint, "feature_spec": data.spec.to_json(), "classes": data.classes,
-              "class_names": data.class_names, "speakers_known": data.speakers_known}
-    if data.skipped_damaged:  # --skip-damaged: the run says which clips it never saw
-        record["skipped_damaged_entries"] = data.skipped_damaged
-    path = run / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(record)):
-            raise ValueError(f"{run}: holds a run with other settings or another cache; choose a new --run folder")
-    atomic_write(path, json.dumps(record, indent=1).encode())
 
 
 def train_run(cache: Path, run: Path, config: TrainConfig, resume: bool = False,
@@ -102,7 +87,7 @@ def _train_run(cache: Path, run: Path, config: TrainConfig, resume: bool, world:
                       UserWarning, stacklevel=2)
     folds = make_folds(data, config)
     # Rank 0 alone locks the run: the other ranks are its own helpers, started with it and stopped with it.
-    lock = FolderLock(run / LOCK_NAME, "training") if world.main else None
+    lock = FolderLock(run / LOCK, "training") if world.main else None
     if lock is not None:
         run.mkdir(parents=True, exist_ok=True)
         lock.acquire()  # before anything is checked or written, so a second trainer refuses naming the first
@@ -134,15 +119,15 @@ def _prepare_run(run: Path, config: TrainConfig, data: FeatureSet, cache: Path, 
                  resume: bool) -> None:
     """Check and write the run's configuration and splits (refusing a run of other settings or clips)."""
     if not resume and (run / "config.json").exists():
-        raise ValueError(f"{run}: already holds a run; pass --resume to continue it or choose a new --run folder")
-    write_run_config(run, config, data, cache)
+        raise RunError(f"{run}: already holds a run; pass --resume to continue it or choose a new --run folder")
+    Run.write_config(run, config, data, cache)
     splits = run / "splits.json"
     if resume and splits.exists():
         before = splits.read_text()
         write_splits(splits, folds, data.clip_ids)
         if splits.read_text() != before:
             atomic_write(splits, before.encode())
-            raise ValueError(f"{run}: the cache's clips changed since this run started, so its folds would too; "
+            raise RunError(f"{run}: the cache's clips changed since this run started, so its folds would too; "
                              "start a new --run")
     else:
         write_splits(splits, folds, data.clip_ids)

@@ -1,9 +1,11 @@
-"""The two pictures of a run: confusion matrices per prediction head, and a map of each fold's test embeddings."""
+"""The pictures: a run's confusion matrices per prediction head and map of each fold's test embeddings; a
+video's emotions over time."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,6 +17,9 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from avemo.files import atomic_write  # noqa: E402
 from avemo.reports.metrics import uar  # noqa: E402
+
+if TYPE_CHECKING:
+    from avemo.reports.results import Timeline
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -84,3 +89,43 @@ def plot_embeddings(folds: list[tuple[str, np.ndarray, np.ndarray]], names: list
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 8), fontsize=8, frameon=False)
     fig.suptitle("t-SNE of each fold's test embeddings (its own model; colour: true class)", fontsize=10)
     _save(fig, path)
+
+
+def plot_timeline(timeline: Timeline, path: Path) -> None:
+    """Stacked class probabilities over time (window centres), with the top label as a coloured band below."""
+    from matplotlib.patches import Patch
+
+    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(timeline.classes)}
+    good = [w for w in timeline.windows if w.probabilities]
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(11, 4.2), sharex=True,
+                                   gridspec_kw={"height_ratios": [5, 1], "hspace": 0.08})
+    if good:
+        centres = np.array([(w.start + w.end) / 2 for w in good])
+        probs = np.array([w.probabilities for w in good]).T
+        ax.stackplot(centres, probs, colors=[colours[c] for c in timeline.classes], alpha=0.85,
+                     labels=timeline.classes)
+    for w in timeline.windows:
+        centre = (w.start + w.end) / 2
+        span = (centre - timeline.hop / 2, timeline.hop)
+        if w.probabilities:
+            band.broken_barh([span], (0, 1), facecolors=colours[timeline.top(w)])
+        else:  # a window that could not be decoded: grey, hatched, in both panels
+            band.broken_barh([span], (0, 1), facecolors="lightgrey", hatch="//", edgecolor="grey")
+            ax.axvspan(span[0], span[0] + span[1], color="lightgrey", hatch="//", alpha=0.5)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.set_title(f"{timeline.path.name}: emotion over time ({timeline.window:.1f} s windows every "
+                 f"{timeline.hop:g} s" + ("" if timeline.audio else "; no soundtrack, video only") + ")")
+    handles = [Patch(color=colours[c], label=c) for c in reversed(timeline.classes)]  # in the stack's order
+    if any(not w.probabilities for w in timeline.windows):
+        handles.append(Patch(facecolor="lightgrey", hatch="//", edgecolor="grey", label="not decoded"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    band.set_yticks([0.5], ["top label"])
+    band.set_ylim(0, 1)
+    band.set_xlabel("time (s)")
+    if timeline.windows:
+        band.set_xlim(timeline.windows[0].start, timeline.windows[-1].end)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())

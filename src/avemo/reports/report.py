@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from avemo.emotions import EMOTIONS
 from avemo.files import atomic_write
+from avemo.fusion.run import Run, RunError
 from avemo.reports.metrics import fold_metrics, summarise
 from avemo.reports.plots import plot_confusion, plot_embeddings
 
@@ -20,24 +20,18 @@ def _load_predictions(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise ValueError(f"{path}: unreadable ({type(err).__name__}); train that fold again with avemo train "
-                         "--resume") from None
+        raise RunError(f"{path}: unreadable ({type(err).__name__}); train that fold again with avemo train "
+                       "--resume") from None
 
 
-def evaluate_run(run: Path) -> dict[str, Any]:
+def evaluate_run(run: Run | Path) -> dict[str, Any]:
     """Score every trained fold of ``run`` and write report.json, report.md, confusion.png, embedding.png."""
-    config_path = run / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run}: no config.json; is this a folder written by avemo train?")
-    config = json.loads(config_path.read_text())
-    classes: list[int] = config["classes"]
-    names: list[str] = config.get("class_names", list(EMOTIONS))  # runs of 0.1.0 knew emotions only
-    folds = sorted((p.parent for p in run.glob("fold_*/predictions.npz")), key=lambda d: int(d.name.split("_")[1]))
-    folds += [p.parent for p in run.glob("random_clips/predictions.npz")]
-    planned = [f["name"] for f in json.loads((run / "splits.json").read_text())] if (run / "splits.json").exists() else []
-    missing = [name for name in planned if name not in {f.name for f in folds}]
+    run = run if isinstance(run, Run) else Run(run)
+    classes, names = run.class_ids, run.label_names
+    folds = [f.path for f in run.folds if f.predictions.is_file()]
+    missing = [name for name in run.planned_folds if name not in {f.name for f in folds}]
     if not folds:
-        raise FileNotFoundError(f"{run}: no trained fold (fold_*/predictions.npz); run avemo train first")
+        raise RunError(f"{run.path}: no trained fold (*/predictions.npz); run avemo train first")
     per_fold: dict[str, list[dict[str, Any]]] = {"classifier": [], "centroid": []}
     pooled: dict[str, list[np.ndarray]] = {"labels": [], "classifier": [], "centroid": []}
     fold_names, embeddings = [], []
@@ -51,26 +45,27 @@ def evaluate_run(run: Path) -> dict[str, Any]:
             pooled[head].append(p[f"{head}_pred"])
         pooled["labels"].append(p["labels"])
         embeddings.append((fold.name, p["embeddings"], p["labels"]))
-    primary = "classifier" if config["train"]["loss"] != "triplet" else "centroid"
+    primary = run.head
+    train = run.config
     labels = np.concatenate(pooled["labels"])
     report = {
-        "run": str(run), "dataset": config["dataset"], "protocol": config["train"]["protocol"],
-        "loss": config["train"]["loss"], "modality": config["train"]["model"]["modality"],
-        "cross_attention": config["train"]["model"]["cross_attention"], "primary_head": primary,
+        "run": str(run.path), "dataset": run.dataset, "protocol": train.protocol,
+        "loss": train.loss, "modality": train.model.modality,
+        "cross_attention": train.model.cross_attention, "primary_head": primary,
         "folds": fold_names, "missing_folds": missing, "classes": [names[k] for k in classes],
-        "speakers_known": config.get("speakers_known", True),
+        "speakers_known": run.speakers_known,
         "heads": {head: {"per_fold": per_fold[head], "mean_std": summarise(per_fold[head]),
                          "pooled": fold_metrics(labels, np.concatenate(pooled[head]), classes, names)}
                   for head in ("classifier", "centroid")},
     }
-    if config["train"]["loss"] == "triplet":
+    if primary != "classifier":
         report["heads"]["classifier"]["note"] = "untrained: the triplet loss does not train the classifier head"
-    heads = [primary] + [h for h in ("classifier", "centroid") if h != primary and config["train"]["loss"] != "triplet"]
-    plot_confusion(labels, {h: np.concatenate(pooled[h]) for h in heads}, classes, names, run / "confusion.png",
+    heads = [primary] + (["centroid"] if primary == "classifier" else [])  # an untrained classifier is not drawn
+    plot_confusion(labels, {h: np.concatenate(pooled[h]) for h in heads}, classes, names, run.path / "confusion.png",
                    f"test speakers of {len(fold_names)} fold(s), {len(labels)} clips")
-    plot_embeddings(embeddings, names, run / "embedding.png")
-    atomic_write(run / "report.json", json.dumps(report, indent=1).encode())
-    atomic_write(run / "report.md", markdown(report).encode())
+    plot_embeddings(embeddings, names, run.path / "embedding.png")
+    atomic_write(run.path / "report.json", json.dumps(report, indent=1).encode())
+    atomic_write(run.path / "report.md", markdown(report).encode())
     return report
 
 
