@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.choices import BackendName, Crop, Dataset, Decoder, DeviceName, Dtype, Precision, VideoNormalization
+from avemo.distributed import launched_rank
 from avemo.cli.shared import SHOW_PER_REASON, Reporter, command, err, fail, out, use_threads
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def extract(
         compile=compile, cuda_graphs=cuda_graphs, device=device.value, decoder=decoder.value, batch_size=batch_size,
         workers=workers, size=size, crop=crop.value, landmarks=landmarks, landmark_confidence=landmark_confidence,
         dtype=dtype.value, on_start=on_start, on_clip=on_clip))
-    if summary.entries == 0:
+    if launched_rank() == 0 and summary.entries == 0:  # rank 0 alone holds the merged count of all ranks
         fail(f"no usable clip in {manifest or data}; check the folder and the file names", code=1)
 
 
