@@ -99,6 +99,40 @@ def split_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built_once(tmp_path_factory, "split", lambda root: make_cache(root, actors=8, clips=8, split_cues=True)) / "cache"
 
 
+# Small clips for the runs predict and the real-footage tests use: r3d10 at 32 pixels.
+SMALL = ["--video-arch", "r3d10", "--size", "32", "--workers", "0", "--batch-size", "8"]
+
+
+def trained(data: Path, work: Path, *extract_options: str, n_folds: int = 3) -> tuple[Path, Path]:
+    """(cache, run): ``data`` extracted with ``SMALL`` and the options, then trained briefly."""
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    result = CliRunner().invoke(app, ["extract", str(data), "--cache", str(work / "cache"), *SMALL, *extract_options])
+    assert result.exit_code == 0, result.output
+    train_run(work / "cache", work / "run", TrainConfig(n_folds=n_folds, epochs=2, model=FusionConfig(dim=32)))
+    return work / "cache", work / "run"
+
+
+@pytest.fixture(scope="session")
+def faces_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 actors x 8 clips around a photographed face, so that --crop face finds faces."""
+    return built_once(tmp_path_factory, "predict-faces", lambda root: synthesize(
+        root, actors=3, clips_per_actor=8, seed=4, config=SynthConfig(faces="real", min_seconds=1.2, max_seconds=1.6)))
+
+
+@pytest.fixture(scope="session")
+def crop_runs(faces_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Path]]:
+    """(cache, run) per crop mode, trained on ``faces_data`` extracted with it; each built once a session."""
+
+    def run_for(crop: str) -> tuple[Path, Path]:
+        work = built_once(tmp_path_factory, f"predict-crop-{crop}", lambda w: trained(faces_data, w, "--crop", crop))
+        return work / "cache", work / "run"
+
+    return run_for
+
+
 # The settings the learning tests train with on fusion_cache: 4 folds of 2 actors (test, validation, 4 train).
 LEARN = TrainConfig(n_folds=4, epochs=80, batch_size=16, lr=1e-3, patience=100, model=FusionConfig(dim=64))
 
@@ -108,3 +142,53 @@ def learnt_run(fusion_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """``fusion_cache`` trained with ``LEARN``, once a session: tests/fusion/test_train.py scores it on unseen
     actors, tests/test_timeline.py follows long clips with it. A test that writes into it copies it first."""
     return built_once(tmp_path_factory, "learnt", lambda root: train_run(fusion_cache, root / "run", LEARN)) / "run"
+
+
+@pytest.fixture(scope="session")
+def real():
+    """Real footage from the package index (tests/realmedia.py); skips, naming why, when it cannot be fetched."""
+    from tests.realmedia import Unavailable, real_media
+
+    try:
+        return real_media()
+    except Unavailable as err:
+        pytest.skip(f"real test media unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def mtcnn():
+    """MTCNN with its trained weights (facenet-pytorch's wheel, unpacked): where the tests expect the face."""
+    from tests.realmedia import Unavailable, mtcnn
+
+    try:
+        return mtcnn()
+    except Unavailable as err:
+        pytest.skip(f"reference face detector unavailable: {err}")
+
+
+def walking_face_clip(path: Path, seconds: float = 3.0, size: tuple[int, int] = (320, 180), side: int = 60,
+                      codec: str = "h264") -> list[tuple[float, float, float, float]]:
+    """A clip of the photographed face (scikit-image's astronaut) walking from the left third of the picture
+    to the right third at constant speed, with a tone; returns the true face box (x, y, w, h) of each frame."""
+    from avemo.synth import _photo
+
+    fps, width, height = 25.0, *size
+    patch, (fx, fy, fw, fh) = _photo()  # the head, and the face's box inside it
+    scale = side / fh
+    head = torch.nn.functional.interpolate(torch.from_numpy(patch).permute(2, 0, 1)[None],
+                                           size=(round(patch.shape[0] * scale), round(patch.shape[1] * scale)),
+                                           mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0)
+    head = head.round().clamp(0, 255).to(torch.uint8).numpy()
+    n = round(seconds * fps)
+    frames, truth = [], []
+    for i in range(n):
+        cx = width * (0.3 + 0.4 * i / (n - 1))
+        x0, y0 = round(cx - (fx + fw / 2) * scale), round(height / 2 - (fy + fh / 2) * scale)
+        frame = np.full((height, width, 3), 90, np.uint8)
+        ys, xs = slice(max(0, y0), min(height, y0 + head.shape[0])), slice(max(0, x0), min(width, x0 + head.shape[1]))
+        frame[ys, xs] = head[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+        frames.append(frame)
+        truth.append((x0 + fx * scale, y0 + fy * scale, fw * scale, fh * scale))
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(round(seconds * 48_000)) / 48_000)).astype(np.float32)
+    write_clip(path, frames, np.arange(n) / fps, tone, SynthConfig(width=width, height=height, fps=fps, codec=codec))
+    return truth

@@ -44,7 +44,8 @@ def test_doctor_checks_every_cpu_path_and_names_what_is_missing(monkeypatch):
     rows = {r["path"]: r for r in report["paths"]}
     assert report["exit_code"] == 0 and report["device"] == "cpu"
     assert {"python", "torch", "PyAV", "onnxruntime", "TensorRT", "DALI", "CPU", "threads"} <= set(report["environment"])
-    assert "h264 yes" in report["environment"]["PyAV"]
+    # RAVDESS (H.264 + AAC) and CREMA-D's VideoFlash (On2 VP6 + MP3, tests/pipeline/test_real_footage.py)
+    assert {"h264 yes", "aac yes", "vp6f yes", "mp3 yes"} <= set(report["environment"]["PyAV"].split("decodes ")[1].rstrip(")").split(", "))
     assert {name: row["status"] for name, row in rows.items()} == {
         "pyav decoder, H.264 + AAC (CPU)": OK,
         "torch fp32 (CPU): the reference": OK,

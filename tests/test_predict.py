@@ -12,50 +12,18 @@ from avemo.cli import app
 from avemo.emotions import EMOTIONS
 from avemo.engines.resnet3d import resnet3d
 from avemo.fusion.data import FeatureSet
-from avemo.fusion.model import FusionConfig
-from avemo.fusion.runs import train_run
-from avemo.fusion.train import TrainConfig
 from avemo.fusion.run import Run
 from avemo.recognizer import load_fold_models
-from avemo.synth import SynthConfig, synthesize
-from tests.conftest import built_once
+from tests.conftest import trained
 
 runner = CliRunner()
 
 
 def predict_files(paths, run):
     return Run(run).recognizer(device="cpu").predict(paths)
-SMALL = ["--video-arch", "r3d10", "--size", "32", "--workers", "0", "--batch-size", "8"]
-
-
-@pytest.fixture(scope="module")
-def faces_data(tmp_path_factory):
-    """3 actors x 8 clips around a photographed face, so that --crop face finds faces."""
-    return built_once(tmp_path_factory, "predict-faces", lambda root: synthesize(
-        root, actors=3, clips_per_actor=8, seed=4, config=SynthConfig(faces="real", min_seconds=1.2, max_seconds=1.6)))
-
-
-def _trained(data, work, *extract_options, n_folds=3):
-    result = runner.invoke(app, ["extract", str(data), "--cache", str(work / "cache"), *SMALL, *extract_options])
-    assert result.exit_code == 0, result.output
-    train_run(work / "cache", work / "run", TrainConfig(n_folds=n_folds, epochs=2, model=FusionConfig(dim=32)))
-    return work / "cache", work / "run"
-
-
-@pytest.fixture(scope="module")
-def runs(faces_data, tmp_path_factory):
-    """(cache, run) per crop mode, trained on a cache extracted with it; each built once for the test session."""
-
-    def run_for(crop: str):
-        work = built_once(tmp_path_factory, f"predict-crop-{crop}", lambda w: _trained(faces_data, w, "--crop", crop))
-        return work / "cache", work / "run"
-
-    return run_for
-
-
 @pytest.fixture(params=["face", "center", "none"])
-def crop_run(request, runs, faces_data):
-    return (request.param, faces_data, *runs(request.param))
+def crop_run(request, crop_runs, faces_data):
+    return (request.param, faces_data, *crop_runs(request.param))
 
 
 def _expected(run, cache, clip_id):
@@ -105,8 +73,8 @@ def test_predict_ranks_emotions_honours_top_and_reports_bad_files(crop_run, tmp_
 
 
 @pytest.fixture
-def center_run(runs):
-    return runs("center")
+def center_run(crop_runs):
+    return crop_runs("center")
 
 
 def test_predict_refuses_backbones_that_make_other_features(center_run, faces_data, tmp_path):
@@ -162,7 +130,7 @@ def test_predict_works_for_cremad_runs(faces_data, tmp_path):
         parts = clip.stem.split("-")
         if parts[2] in CREMAD:
             shutil.copy(clip, data / f"{1000 + int(parts[6])}_DFA_{CREMAD[parts[2]]}_XX.flv")
-    cache, run = _trained(data.parent, tmp_path / "work", "--dataset", "cremad", "--crop", "center")
+    cache, run = trained(data.parent, tmp_path / "work", "--dataset", "cremad", "--crop", "center")
     clip = next(data.glob("1002_*.flv"))
     (prediction,) = predict_files([clip], run)
     assert prediction.error == "" and {e for e, _ in prediction.ranked} == \

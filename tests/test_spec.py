@@ -79,9 +79,14 @@ def test_the_fingerprint_hashes_the_layout_caches_have_always_hashed():
     assert FeatureSpec.from_fingerprint_inputs(layout["inputs"], "float16").fingerprint == by_hand
 
 
+# What avemo 0.1 recorded of its still-box cascade, value by value.
+LEGACY_FACE = {"skimage": "0.26.0", "detector": "skimage-lbp-frontal-face", "frames": 3, "detect_side": 160,
+               "decode_side": 256, "margin": 1.4, "centre_shift": 0.1, "min_hits": 2}
+
+
 @pytest.mark.parametrize("name, video, face", [
     ("legacy-center", VideoConfig(size=32, resize=32), None),
-    ("legacy-face", VideoConfig(size=32, resize=32, crop="face"), FaceDetector(skimage="0.26.0")),
+    ("legacy-face", VideoConfig(size=32, resize=32, crop="face"), FaceDetector.from_dict(LEGACY_FACE)),
 ])
 def test_caches_written_before_specs_existed_keep_their_fingerprints(name, video, face):
     """The fingerprint an old cache recorded is the one FeatureSpec gives its settings, written out here."""

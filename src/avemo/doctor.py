@@ -95,7 +95,8 @@ def environment() -> dict[str, str]:
         import av
 
         decoders = []
-        for codec in ("h264", "aac", "vp9", "flv1", "mp3"):
+        # RAVDESS: H.264 + AAC; CREMA-D's VideoFlash: On2 VP6 (vp6f) + MP3; phones: HEVC; DALI's CPU tests: VP9.
+        for codec in ("h264", "aac", "vp6f", "mp3", "hevc", "vp9"):
             try:
                 av.codec.Codec(codec, "r")
                 decoders.append(f"{codec} yes")
@@ -239,7 +240,7 @@ def _dali_check(work: Path, device: Any) -> PathCheck:
         index = sample_indices(full.times, full.duration, video.snippets, video.frames)
         box = centre_box(*full.size, video.size / video.resize).as_list()
         request = FrameRequest(np.frombuffer(path.read_bytes(), np.uint8),
-                               video.decode_size(*full.size), index, region(video, full.size, box))
+                               video.decode_size(*full.size), index, [region(video, full.size, box)])
         expected = snippets_from_frames(full.frames, index, video.size)
         frames = DaliFrames(video, device, batch_size=1)
         got, seconds = _timed(lambda: frames([request]))

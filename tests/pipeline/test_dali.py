@@ -50,7 +50,7 @@ def _pyav_and_request(path: Path, video: VideoConfig) -> tuple[torch.Tensor, Fra
     index = sample_indices(demuxed.times, demuxed.duration, video.snippets, video.frames)
     box = centre_box(*demuxed.size, video.size / video.resize).as_list()
     request = FrameRequest(np.frombuffer(path.read_bytes(), np.uint8), video.decode_size(*demuxed.size), index,
-                           region(video, demuxed.size, box))
+                           [region(video, demuxed.size, box)])
     return snippets_from_frames(full.frames, index, video.size), request
 
 

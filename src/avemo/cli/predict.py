@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from avemo.choices import DeviceName
-from avemo.cli.shared import command, err, out
+from avemo.cli.shared import command, err, note, out
 
 
 @command
@@ -36,14 +36,20 @@ def predict(
     results = rec.predict(videos)
     if as_json:
         typer.echo(json.dumps([{"path": str(r.path), "error": r.error or None,
-                                "emotions": [{"emotion": e, "probability": round(p, 4)} for e, p in r.ranked[:top]]}
+                                "emotions": [{"emotion": e, "probability": round(p, 4)} for e, p in r.ranked[:top]],
+                                "crop": r.box.to_json() if r.box is not None else None}
                                for r in results], indent=1))
+    finds_faces = rec.spec.video.crop_mode.uses_detector
     for r in results:
         if r.error:
             err.print(f"[red]{escape(str(r.path))}[/]: {escape(r.error)}", highlight=False, soft_wrap=True)
-        elif not as_json:
+            continue
+        if not as_json:
             ranked = ", ".join(f"{e} {p:.2f}" for e, p in r.ranked[:top])
             out.print(f"[bold]{escape(str(r.path))}[/]: {ranked}", highlight=False, soft_wrap=True)
+        if finds_faces and r.box is not None:  # where the model looked: a user must know when it found no face
+            colour = "yellow" if r.box.source == "center" else "dim"
+            note(f"[{colour}]{escape(str(r.path))}: {escape(r.box.describe())}[/]")
     failed = sum(bool(r.error) for r in results)
     if failed == len(results):
         raise typer.Exit(1)

@@ -48,16 +48,26 @@ def timeline(
         err.print(f"  ... and {len(failed) - SHOW_PER_REASON} more windows not decoded (marked in the CSV)")
     note(f"{len(result.windows)} windows of {result.window:.2f} s ({result.window_source}) every {result.hop:g} s"
          + ("" if result.audio else "; no soundtrack: video only"))
+    finds_faces = rec.spec.video.crop_mode.uses_detector
+    decoded = [w for w in result.windows if not w.error]
+    if finds_faces and decoded:
+        faceless = [w for w in decoded if w.box is None or w.box.source == "center"]
+        colour = "yellow" if faceless else "dim"
+        note(f"[{colour}]a face was found in {len(decoded) - len(faceless)} of {len(decoded)} windows"
+             + (f"; the others show the centre of the picture (box_source 'center' in the CSV), e.g. "
+                f"{faceless[0].start:.1f}-{faceless[0].end:.1f} s" if faceless else "") + "[/]")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=1))
     else:
         table = Table(title=f"avemo timeline {escape(str(video))}")
-        for column in ("start", "end", "top", "probability"):
+        for column in ("start", "end", "top", "probability", *(["face"] if finds_faces else [])):
             table.add_column(column)
         for w in result.windows:
             p = max(w.probabilities) if w.probabilities else None
+            face = [] if not finds_faces else ["-" if w.box is None else "no" if w.box.source == "center"
+                                               else "followed" if w.box.track else "yes"]
             table.add_row(f"{w.start:.1f}", f"{w.end:.1f}", escape(result.top(w) or "not decoded"),
-                          f"{p:.2f}" if p is not None else "-")
+                          f"{p:.2f}" if p is not None else "-", *face)
         out.print(table)
     note(f"wrote {', '.join(str(p) for p in paths)}")
     if len(failed) == len(result.windows):

@@ -40,7 +40,9 @@ class FrameRequest:
     encoded: np.ndarray  # uint8 bytes of the whole file
     scaled: tuple[int, int]  # (width, height): VideoConfig.decode_size of the coded size
     index: np.ndarray  # (S, F) indices into the frames in presentation order
-    region: tuple[int, int, int, int]  # (x, y, width, height) in the scaled frames: avemo.pipeline.video.region
+    # (x, y, width, height) in the scaled frames, one per snippet (avemo.pipeline.video.region of each snippet's
+    # box: the same unless the crop follows a moving face; always of one size)
+    regions: list[tuple[int, int, int, int]]
 
 
 class DaliFrames:
@@ -88,7 +90,7 @@ class DaliFrames:
         for r in requests:
             unique, order = np.unique(r.index.reshape(-1), return_inverse=True)
             width, height = r.scaled
-            x, y, w, h = r.region
+            x, y, w, h = r.regions[0]
             # DALI places the crop at round(pos * (frame - crop)); these positions land on x and y exactly.
             pos = [x / (width - w) if width > w else 0.5, y / (height - h) if height > h else 0.5]
             feeds["encoded"].append(r.encoded)
@@ -100,14 +102,32 @@ class DaliFrames:
         return feeds
 
     def __call__(self, requests: list[FrameRequest]) -> torch.Tensor:
-        """Snippets of up to ``batch_size`` clips; raises ``RuntimeError`` (DALI's) if a clip cannot be decoded."""
+        """Snippets of up to ``batch_size`` clips; raises ``RuntimeError`` (DALI's) if a clip cannot be decoded.
+
+        DALI's crop takes one region per sample, not per frame: a clip whose crop follows a moving face is cut
+        as one sample per snippet (its file is decoded once per snippet; only such clips pay for it).
+        """
         if not 0 < len(requests) <= self.batch_size:
             raise ValueError(f"{len(requests)} clips for a decoder of batch size {self.batch_size}")
+        out: list[torch.Tensor | None] = [None] * len(requests)
+        still = [i for i, r in enumerate(requests) if len(set(r.regions)) == 1]
+        if still:
+            for i, snippets in zip(still, self._run([requests[i] for i in still])):
+                out[i] = snippets
+        for i, r in enumerate(requests):
+            if out[i] is None:
+                parts = [FrameRequest(r.encoded, r.scaled, r.index[s:s + 1], [area]) for s, area in enumerate(r.regions)]
+                done = [self._run(parts[j:j + self.batch_size]) for j in range(0, len(parts), self.batch_size)]
+                out[i] = torch.cat(done)[:, 0]  # (S, 3, F, size, size)
+        return torch.stack(out)
+
+    def _run(self, requests: list[FrameRequest]) -> torch.Tensor:
+        """(B, S, 3, F, size, size) for requests of one snippet count, each cut at one region."""
         for name, data in self._feeds(requests).items():
             self.pipe.feed_input(name, data)
         (out,) = self.pipe.run()
         frames = self._to_torch(out.as_tensor())  # (B, S*F, size, size, 3); DALI reuses its buffer: copied
-        s, f, size = self.video.snippets, self.video.frames, self.video.size
+        s, f, size = requests[0].index.shape[0], self.video.frames, self.video.size
         return frames.view(len(requests), s, f, size, size, 3).permute(0, 1, 5, 2, 3, 4).contiguous()
 
     def _to_torch(self, tensor) -> torch.Tensor:

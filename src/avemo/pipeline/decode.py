@@ -263,10 +263,11 @@ def display_rotation(path: Path) -> int:
 def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[np.ndarray]:
     """The frames at ``indices`` (presentation order) as RGB at ``video.decode_size``: what the face detector
     needs when the frames themselves are decoded elsewhere (DALI). Frames are decoded in order up to the last
-    index (which for the detector is near the clip's end: a second, CPU decode of most of the clip)."""
+    index (which for the detector is near the clip's end: a second, CPU decode of most of the clip); in the
+    order of ``indices``, repeats included."""
     wanted = set(int(i) for i in indices)
     last = max(wanted)
-    out: list[np.ndarray] = []
+    out: dict[int, np.ndarray] = {}
     with open_media(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -274,9 +275,12 @@ def decode_frames(path: Path, indices: np.ndarray, video: VideoConfig) -> list[n
         try:
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    out.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+                    out[i] = frame.to_ndarray(width=width, height=height, format="rgb24")
                 if i >= last:
                     break
         except av.error.FFmpegError as err:
             raise ClipError(path, "video decoding failed (corrupt or truncated)", describe_error(err)) from err
-    return out
+    missing = wanted - set(out)
+    if missing:
+        raise ClipError(path, "video decoding failed (truncated)", f"frame {min(missing)} is not in the stream")
+    return [out[int(i)] for i in indices]

