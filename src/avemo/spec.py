@@ -204,8 +204,9 @@ MARGIN = MARGINS[LBP_CASCADE]  # landmark boxes (68 points: brows to chin, ear t
 MIN_HITS = 2  # sampled frames that must show the face to trust it
 MIN_SCORE = 0.5  # the CNN's own threshold for a face (its scores run 0-1)
 # A face whose centre strays further than this fraction of its side from its median place during the clip is
-# followed snippet by snippet; a steadier one gets one still box for the whole clip.
-FOLLOW = 0.2
+# followed snippet by snippet; a steadier one gets one still box for the whole clip. The cascade's boxes
+# jump by up to half their side on a still face (official CREMA-D clips): it needs a wider threshold.
+FOLLOWS = {LIBFACEDETECTION: 0.2, LBP_CASCADE: 0.5}
 TRACKING = "subject-track/1"  # detections on each snippet's middle frame, the subject's track, still or followed
 STILL_3 = "still-3"  # avemo 0.1: one still box from the cascade on 3 frames (read from old caches only)
 
@@ -223,13 +224,13 @@ class FaceDetector:
     centre_shift: float = -1.0  # -1: CENTRE_SHIFTS[detector]
     min_hits: int = MIN_HITS
     min_score: float = MIN_SCORE
-    follow: float = FOLLOW
+    follow: float = 0.0  # 0: FOLLOWS[detector]
 
     def __post_init__(self) -> None:
         if self.detector not in DETECT_SIDES:
             raise ValueError(f"face detector {self.detector!r}: avemo knows {', '.join(DETECT_SIDES)}")
         for name, table, unset in (("detect_side", DETECT_SIDES, 0), ("margin", MARGINS, 0.0),
-                                   ("centre_shift", CENTRE_SHIFTS, -1.0)):
+                                   ("centre_shift", CENTRE_SHIFTS, -1.0), ("follow", FOLLOWS, 0.0)):
             if getattr(self, name) == unset:
                 object.__setattr__(self, name, table[self.detector])
 

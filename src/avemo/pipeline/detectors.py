@@ -88,7 +88,7 @@ def _cascade() -> Any:
 
 def lbp_cascade(frame: np.ndarray, settings: FaceDetector) -> list[Detection]:
     """scikit-image's LBP cascade on the frame scaled so that its short side is ``settings.detect_side`` (its
-    cost grows with the pixels, its accuracy does not). It gives no score: every box scores 1."""
+    cost grows with the pixels, its accuracy does not); overlapping reports of one face merged."""
     side = settings.detect_side
     scale = side / min(frame.shape[:2])
     width, height = max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale))
@@ -96,7 +96,24 @@ def lbp_cascade(frame: np.ndarray, settings: FaceDetector) -> list[Detection]:
                                           min_size=(side // 6, side // 6), max_size=(side, side),
                                           min_neighbor_number=2)
     sx, sy = frame.shape[1] / width, frame.shape[0] / height
-    return [Detection(d["c"], d["r"], d["width"], d["height"], 1.0).scaled(sx, sy) for d in found]
+    return _merged([Detection(d["c"], d["r"], d["width"], d["height"], 1.0).scaled(sx, sy) for d in found])
+
+
+def _merged(found: list[Detection]) -> list[Detection]:
+    """The cascade reports one face several times at nearby places and sizes: each group of boxes whose
+    centres lie within half the smaller side of each other becomes their mean box, scored by the share of
+    the boxes it holds (so a face found many times outranks a one-off)."""
+    groups: list[list[Detection]] = []
+    for d in sorted(found, key=lambda d: -d.side):
+        group = next((g for g in groups if abs(g[0].centre[0] - d.centre[0]) < d.side / 2
+                      and abs(g[0].centre[1] - d.centre[1]) < d.side / 2), None)
+        if group is None:
+            groups.append([d])
+        else:
+            group.append(d)
+    mean = [Detection(*np.mean([(d.x, d.y, d.width, d.height) for d in g], axis=0).tolist(), len(g) / len(found))
+            for g in groups]
+    return sorted(mean, key=lambda d: -d.score)
 
 
 DETECTORS = {LIBFACEDETECTION: libfacedetection, LBP_CASCADE: lbp_cascade}

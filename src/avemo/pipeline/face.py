@@ -92,27 +92,27 @@ def _same_face(a: Detection, b: Detection, gap: int) -> bool:
 
 
 def tracks(per_frame: list[list[Detection]]) -> list[dict[int, Detection]]:
-    """Detections linked from frame to frame: each track maps frame number -> its detection there. A
-    detection joins the track whose latest detection it matches (best scores first), else starts one."""
+    """Detections linked from frame to frame: each track maps frame number -> its detection there. Each frame's
+    detections join the tracks whose latest detection they match, nearest pairs first; the others start
+    tracks of their own."""
     found: list[dict[int, Detection]] = []
     for t, faces in enumerate(per_frame):
-        taken: set[int] = set()
-        for d in sorted(faces, key=lambda f: -f.score):
-            match = next((i for i, track in enumerate(found) if i not in taken and t not in track
-                          and _same_face(track[max(track)], d, t - max(track))), None)
-            if match is None:
-                found.append({t: d})
-                taken.add(len(found) - 1)
-            else:
-                found[match][t] = d
-                taken.add(match)
+        pairs = sorted((np.hypot(d.centre[0] - track[max(track)].centre[0], d.centre[1] - track[max(track)].centre[1]), i, j)
+                       for i, track in enumerate(found) for j, d in enumerate(faces)
+                       if _same_face(track[max(track)], d, t - max(track)))
+        joined: set[int] = set()
+        for _, i, j in pairs:
+            if t not in found[i] and j not in joined:
+                found[i][t] = faces[j]
+                joined.add(j)
+        found.extend({t: d} for j, d in enumerate(faces) if j not in joined)
     return found
 
 
 def subject(per_frame: list[list[Detection]], min_hits: int) -> dict[int, Detection] | None:
     """The clip's subject: among tracks seen on ``min_hits`` frames, on at least half as many as the most
-    present one and scored at least 0.8 of the surest one's score, the largest (median side); None when no
-    face is seen often enough."""
+    present one and scored at least 0.8 of the surest one's score, the one with the most frames times median
+    side; None when no face is seen often enough."""
     linked = [t for t in tracks(per_frame) if len(t) >= min(min_hits, len(per_frame))]
     if not linked:
         return None
@@ -122,7 +122,8 @@ def subject(per_frame: list[list[Detection]], min_hits: int) -> dict[int, Detect
     sure = {id(t): float(np.median([d.score for d in t.values()])) for t in linked}
     surest = max(sure.values())
     present = [t for t in linked if 2 * len(t) >= most and sure[id(t)] >= 0.8 * surest]
-    return max(present, key=lambda t: (float(np.median([d.side for d in t.values()])), len(t)))
+    # large and present: a face seen on every frame outweighs one twice its size seen on half of them
+    return max(present, key=lambda t: (len(t) * float(np.median([d.side for d in t.values()])), len(t)))
 
 
 def face_box(frames: list[np.ndarray], width: int, height: int, fallback: float = 1.0,
