@@ -149,7 +149,10 @@ def test_the_timeline_follows_the_emotion_of_a_long_clip(learnt_run, tmp_path):
     # the default window is the run's clip length: the mean duration of its cache's clips (2.6-3.6 s)
     window = float(rows[0]["end"]) - float(rows[0]["start"])
     assert 2.6 < window < 3.6 and "mean clip length" in result.output
-    assert len(rows) == int(60 - window) + 1
+    # the default hop is one snippet, a sixth of the window
+    hop = float(rows[1]["start"]) - float(rows[0]["start"])
+    assert hop == pytest.approx(window / 6, abs=2e-3)
+    assert len(rows) == int((60 - window) / (window / 6) + 1e-6) + 1
     timeline_json = json.loads((tmp_path / "tl" / "timeline.json").read_text())
     assert [w["top"] for w in timeline_json["windows"]] == [r["top"] for r in rows]
     _assert_draws_the_top_labels(tmp_path / "tl" / "timeline.png", {r["top"] for r in rows}, classes)
@@ -164,8 +167,31 @@ def test_a_video_only_run_reads_a_silent_video(fusion_cache, tmp_path):
     run = tmp_path / "video-run"
     train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32, modality="video")))
     silent = solid_clip(tmp_path / "silent.mp4", (90, 90, 90), seconds=5, size=(96, 72))
-    result = runner.invoke(app, ["timeline", str(silent), "--run", str(run), "--json", "--window", "3"])
+    result = runner.invoke(app, ["timeline", str(silent), "--run", str(run), "--json", "--window", "3", "--hop", "1"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["audio"] is False and [w["start"] for w in data["windows"]] == [0, 1, 2]
     assert all(w["top"] for w in data["windows"])
+
+
+def test_each_snippet_runs_once_and_windows_get_the_features_a_window_alone_gets(learnt_run, tmp_path):
+    """With the default hop (one snippet), consecutive windows share 5 of their 6 snippets: the video backbone
+    sees each snippet once, and every window's probabilities are those of the window cut and run alone."""
+    from avemo.fusion.run import Run
+
+    video = tmp_path / "long.mp4"
+    synthesize_long(video, 12, seed=3, config=SMALL)
+    rec = Run(learnt_run).recognizer(device="cpu")
+    result = rec.timeline(video, window=3.0, batch_size=4)
+    assert result.hop == 0.5 and len(result.windows) == 19  # starts 0, 0.5, ... 9
+    assert rec.snippets_run == 19 + 5  # one per half second of the 12 s, not 6 per window (114)
+    alone = list(_Stream(video, rec.spec.video, rec.spec.audio, 3.0, 0.5, want_audio=True).windows())
+    assert len(alone) == 19
+    for w, a in zip(result.windows, alone):
+        video_f, audio_f = rec.features(a.video, a.audio, 1)
+        expected = rec.vote(video_f, audio_f)[0]
+        assert (w.start, w.end) == (a.start, a.end)
+        torch.testing.assert_close(torch.tensor(w.probabilities), expected, atol=2e-3, rtol=0)
+    # a hop that is no multiple of the snippet length shares nothing: every window runs its own 6 snippets
+    rec.timeline(video, window=3.0, hop=0.7)
+    assert rec.snippets_run == 6 * (int((12 - 3) / 0.7) + 1)

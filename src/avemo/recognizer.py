@@ -9,6 +9,8 @@ features are refused, naming what differs. Every trained fold votes: their proba
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import warnings
 from dataclasses import dataclass
 from os import PathLike
@@ -181,12 +183,19 @@ class Recognizer:
         """Backbone features of ``clips`` clips' inputs, as the cache stores them (its dtype): video
         (clips, S, C, L), audio (clips, S, 512); ``segments`` None (no soundtrack) gives zeros, which a
         video-only run never reads."""
+        video = self.video_features(snippets)
+        return video.view(clips, self.spec.video.snippets, *video.shape[1:]), self.audio_features(segments, clips)
+
+    def video_features(self, snippets: torch.Tensor) -> torch.Tensor:
+        """(N, C, L) video features of N snippets (N, 3, F, size, size), in the cache's dtype."""
+        return self.backend.video(snippets).to(self._dtype)
+
+    def audio_features(self, segments: torch.Tensor | None, clips: int) -> torch.Tensor:
+        """(clips, S, 512) audio features of ``clips`` clips' segments; zeros without a soundtrack."""
         s = self.spec.video.snippets
-        video = self.backend.video(snippets).to(self._dtype)
-        video = video.view(clips, s, *video.shape[1:])
         if segments is None:
-            return video, torch.zeros(clips, s, AUDIO_FEATURES, dtype=self._dtype)
-        return video, self.backend.audio(segments).to(self._dtype).view(clips, s, -1)
+            return torch.zeros(clips, s, AUDIO_FEATURES, dtype=self._dtype)
+        return self.backend.audio(segments).to(self._dtype).view(clips, s, -1)
 
     # -- clips ---------------------------------------------------------------------------------------------
 
@@ -217,16 +226,19 @@ class Recognizer:
 
     # -- long videos ------------------------------------------------------------------------------------
 
-    def timeline(self, video: str | PathLike, *, window: float | None = None, hop: float = 1.0,
+    def timeline(self, video: str | PathLike, *, window: float | None = None, hop: float | None = None,
                  batch_size: int = 4, on_total: Callable[[int], None] | None = None,
                  on_window: Callable[[Window], None] | None = None) -> Timeline:
         """The run's classes over a video of any length, window by window, in one streaming pass.
 
         A window of ``window`` seconds (default: the run's clip length, the mean duration of its cache's
-        clips) starts every ``hop`` seconds and is cut as a clip of that length would be; a window that
-        cannot be decoded is marked and the rest go on. ``on_total`` hears the expected number of windows,
-        ``on_window`` each window as it finishes. Raises :class:`TimelineError` for a video the run cannot
-        read at all (no soundtrack for an audio-visual run, shorter than one window, no video frames).
+        clips) starts every ``hop`` seconds (default: one snippet, ``window`` / 6) and is cut as a clip of that
+        length would be; a window that cannot be decoded is marked and the rest go on. A snippet an earlier
+        window already showed (the same frames, the same crop) is not run through the video backbone again:
+        with a hop that is a multiple of the snippet length each moment of the video goes through it once.
+        ``on_total`` hears the expected number of windows, ``on_window`` each window as it finishes. Raises
+        :class:`TimelineError` for a video the run cannot read at all (no soundtrack for an audio-visual run,
+        shorter than one window, no video frames).
 
         >>> rec.timeline(long_clip, window=2.0, hop=1.0).windows[0].end
         2.0
@@ -234,7 +246,7 @@ class Recognizer:
         path = Path(video)
         if window is not None and window <= 0:
             raise TimelineError(f"--window {window}: give a positive number of seconds")
-        if hop <= 0:
+        if hop is not None and hop <= 0:
             raise TimelineError(f"--hop {hop}: give a positive number of seconds")
         if batch_size < 1:
             raise TimelineError(f"--batch-size {batch_size}: give at least 1")
@@ -255,6 +267,7 @@ class Recognizer:
             seconds = self.run.clip_seconds()
             length, source = (seconds, "the mean clip length of the run's cache") if seconds else \
                 (DEFAULT_WINDOW, f"the default (the run's cache at {self.run.cache} cannot be read)")
+        hop = hop if hop is not None else length / self.spec.video.snippets
         self.load()
         result = Timeline(path, self.classes, length, source, hop, has_audio)
         stream = WindowStream(path, self.spec.video, self.spec.audio, length, hop, want_audio=has_audio)
@@ -266,12 +279,28 @@ class Recognizer:
                 on_window(w)
 
         batch: list[PreparedWindow] = []
+        # Video features of the snippets recent windows showed, by key (frame times and region): the next
+        # windows share most of them. Windows move forward in time, so the oldest are dropped first.
+        seen: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        keep = 2 * self.spec.video.snippets * batch_size
+        self.snippets_run = 0
 
         def flush() -> None:
             if not batch:
                 return
-            video_f, audio_f = self.features(torch.cat([b.video for b in batch]),
-                                             torch.cat([b.audio for b in batch]) if has_audio else None, len(batch))
+            new: dict[tuple, torch.Tensor] = {}
+            for b in batch:
+                for key, snippet in zip(b.keys, b.video):
+                    if key not in seen and key not in new:
+                        new[key] = snippet
+            if new:
+                computed = self.video_features(torch.stack(list(new.values())))
+                self.snippets_run += len(new)
+                seen.update(zip(new, computed))
+            video_f = torch.stack([torch.stack([seen[k] for k in b.keys]) for b in batch])
+            while len(seen) > max(keep, len(new)):
+                seen.popitem(last=False)
+            audio_f = self.audio_features(torch.cat([b.audio for b in batch]) if has_audio else None, len(batch))
             finite = torch.isfinite(video_f.flatten(1)).all(1) & torch.isfinite(audio_f.flatten(1)).all(1)
             for b, p, ok in zip(batch, self.vote(video_f, audio_f), finite):
                 add(Window(b.start, b.end, [float(x) for x in p], b.box) if ok else

@@ -21,7 +21,11 @@ def timeline(
     window: Annotated[Optional[float], typer.Option(min=0.1, help="Window length in seconds.",
                                                     show_default="the run's clip length: the mean duration of its "
                                                                  "cache's clips, or 3.0 when the cache is gone")] = None,
-    hop: Annotated[float, typer.Option(min=0.04, help="Seconds from one window's start to the next.")] = 1.0,
+    hop: Annotated[Optional[float], typer.Option(min=0.04, help="Seconds from one window's start to the next. "
+                                                 "A multiple of the snippet length (window / 6) runs each moment "
+                                                 "of the video through the video backbone once; other hops "
+                                                 "recompute the snippets windows share.",
+                                                 show_default="one snippet: the window / 6")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for timeline.csv, timeline.json and "
                                                     "timeline.png.", show_default="VIDEO's name + '-timeline'")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per backbone batch.")] = 4,

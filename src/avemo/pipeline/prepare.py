@@ -106,19 +106,19 @@ def snippet_regions(video: VideoConfig, coded: tuple[int, int], box: CropBox, sn
 
 def cut_clip(video: VideoConfig, audio: AudioConfig, frames: np.ndarray, index: np.ndarray,
              coded: tuple[int, int], samples: torch.Tensor | None, centres: np.ndarray, path: Path,
-             landmarks: CropBox | None = None) -> tuple[torch.Tensor, torch.Tensor | None, CropBox]:
+             box: CropBox | None = None) -> tuple[torch.Tensor, torch.Tensor | None, CropBox]:
     """A clip, or a window of a long video, cut into model inputs: (snippets (S, 3, F, size, size) uint8,
     spectrogram segments (S, freq_bins, segment_frames) or None without ``samples``, crop box).
 
     ``frames`` (N, h, w, 3) uint8 are decoded at ``video.decode_size(*coded)``, ``coded`` being the video's
     (width, height); ``index`` (S, F) picks the snippets' frames from them; the face detector looks at each
-    snippet's middle frame (when the crop uses it and ``landmarks``, the box from the clip's landmark file,
-    is None). ``samples`` is the soundtrack (sample 0 at the first frame), cut into segments centred on
+    snippet's middle frame (when the crop uses it and ``box``, a box decided already, e.g. from the clip's
+    landmark file, is None). ``samples`` is the soundtrack (sample 0 at the first frame), cut into segments centred on
     ``centres`` (seconds). Raise ``ClipError`` naming ``path`` for an unusable soundtrack.
     """
     crop = video.crop_mode
-    faces = [frames[i] for i in detection_frames(index)] if crop.uses_detector and landmarks is None else []
-    box = crop_box(video, faces, coded, landmarks)
+    faces = [frames[i] for i in detection_frames(index)] if crop.uses_detector and box is None else []
+    box = crop_box(video, faces, coded, box)
     if crop.fixed:  # frames were scaled while decoding so that only the centre cut (or nothing) remains
         snippets = snippets_from_frames(frames, index, video.size)
     else:

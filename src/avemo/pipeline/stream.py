@@ -22,7 +22,7 @@ import torch
 from avemo.errors import AvemoError
 from avemo.pipeline.decode import SHORTFALL, ClipError, describe_error, mono_resampler, open_media
 from avemo.pipeline.face import CropBox
-from avemo.pipeline.prepare import cut_clip
+from avemo.pipeline.prepare import crop_box, cut_clip, detection_frames
 from avemo.pipeline.video import snippet_windows
 from avemo.spec import AudioConfig, VideoConfig
 
@@ -45,6 +45,18 @@ class PreparedWindow:
     audio: torch.Tensor | None = None  # (S, freq_bins, segment_frames); None without a soundtrack
     box: CropBox | None = None
     error: str = ""
+    # Per snippet, what its input is cut from: the times of its frames and its region. Two snippets with the
+    # same key are the same pixels, so a snippet the previous windows already showed need not run again.
+    keys: list[tuple] | None = None
+
+
+def _steady(before: CropBox | None, now: CropBox) -> bool:
+    """Whether ``now`` is the still face ``before`` was, moved by less than a twentieth of its side (the
+    medians of two overlapping windows' detections differ by a pixel or two)."""
+    if before is None or before.track is not None or now.track is not None or before.source != now.source:
+        return False
+    return (abs(before.x - now.x) <= before.width / 20 and abs(before.y - now.y) <= before.width / 20
+            and abs(before.width - now.width) <= before.width / 20)
 
 
 def _instants(video: VideoConfig, window: float) -> np.ndarray:
@@ -70,6 +82,7 @@ class WindowStream:
         # The face detector looks at each snippet's middle frame, one of those shown, as in prepare_file; a new
         # video has no landmark file: a landmarks run's window is found by the detector, as predict does.
         self.shown = self.offsets.reshape(-1)
+        self.last_box: CropBox | None = None  # the previous window's face box, kept while the face holds still
         self.kept_times: list[float] = []
         self.kept_frames: list[np.ndarray] = []
         self.next_window = 0
@@ -155,11 +168,21 @@ class WindowStream:
         index = inverse.reshape(self.offsets.shape)
         samples = torch.from_numpy(self._samples(start, end, t0)) if has_audio else None
         centres = snippet_windows(self.window, self.video.snippets).mean(axis=1)
+        box = None
+        if self.video.crop_mode.uses_detector:
+            box = crop_box(self.video, [frames[i] for i in detection_frames(index)], coded)
+            if _steady(self.last_box, box):  # the same still face as the window before: keep its box exactly
+                box = self.last_box
+            self.last_box = box
         try:
-            clip, segs, box = cut_clip(self.video, self.audio, frames, index, coded, samples, centres, self.path)
+            clip, segs, box = cut_clip(self.video, self.audio, frames, index, coded, samples, centres, self.path,
+                                       box)
         except ClipError as err:
             return PreparedWindow(start, end, error=f"{err.reason}; {err.hint}" if err.hint else err.reason)
-        return PreparedWindow(start, end, clip, segs, box)
+        times = np.asarray(self.kept_times)[used][index]
+        regions = box.snippet_boxes(len(index)) if not self.video.crop_mode.fixed else [None] * len(index)
+        keys = [(tuple(np.round(t, 6)), area) for t, area in zip(times.tolist(), regions)]
+        return PreparedWindow(start, end, clip, segs, box, keys=keys)
 
     def windows(self, on_total: Callable[[int], None] | None = None) -> Iterator[PreparedWindow]:
         with open_media(self.path) as container:
