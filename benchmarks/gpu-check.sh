@@ -54,14 +54,14 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, record its exit code
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"; } \
     | tee -a "$OUT/summary.txt"
 
-step doctor 90 bash -c "$AVEMO doctor --device $DEVICE --json >'$OUT/doctor.json' 2>'$OUT/doctor.err'"
+step doctor 60 bash -c "$AVEMO doctor --device $DEVICE --json >'$OUT/doctor.json' 2>'$OUT/doctor.err'"
 # The tests that skip without CUDA (runtimes, TensorRT, DALI, doctor), and the face crop's.
-step tests 180 bash -c "$PY -m pytest -q -p no:cacheprovider -n 8 tests/engines tests/pipeline/test_dali.py \
+step tests 150 bash -c "$PY -m pytest -q -p no:cacheprovider -n 8 tests/engines tests/pipeline/test_dali.py \
     tests/test_doctor.py tests/pipeline/test_face.py -rs >'$OUT/tests.log' 2>&1"
-step bench 150 bash -c "$AVEMO bench --quick --device $DEVICE --json '$OUT/bench.json' --out '$WORK/bench' \
+step bench 120 bash -c "$AVEMO bench --quick --device $DEVICE --json '$OUT/bench.json' --out '$WORK/bench' \
     >'$OUT/bench.md' 2>'$OUT/bench.err'"
 # Timeline: a run of the default backbone on a small synthetic set, then a 2-minute 640x360 clip.
-step timeline 200 bash -c "
+step timeline 150 bash -c "
     $AVEMO synth '$WORK/data' --actors 4 --clips-per-actor 8 --width 160 --height 120 >/dev/null 2>&1 &&
     $AVEMO extract '$WORK/data' --cache '$WORK/cache' --crop center --device $DEVICE --workers 4 --batch-size 8 \
         >/dev/null 2>&1 &&
