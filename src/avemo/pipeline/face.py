@@ -3,7 +3,8 @@
 In RAVDESS the face fills a small part of the 1280 x 720 frame; a centre crop scaled to 112 keeps about 45
 pixels of it. avemo runs a face detector (:mod:`avemo.pipeline.detectors`) on the middle frame of each of the
 clip's snippets, links the detections into tracks (the same face from frame to frame) and takes the clip's
-subject: among the faces seen on at least half as many frames as the most present one, the largest. Then:
+subject: among the faces the detector is sure of (at least 0.8 of the surest one's score) and sees on at least
+half as many frames as the most present one, the one with the most frames times size. Then:
 
 - a subject that stays put (its centre within ``FaceDetector.follow`` of its side of its median place) gets
   one still box for the clip, the median of its detections (a 3D CNN reads motion: a jittering crop would add
