@@ -21,7 +21,7 @@ runner = CliRunner()
     ("train", ["<emotion-metric|triplet>", "<actors|random-clips>", "<both|video|audio>", "[default: 40; at least 1]",
                "[default: 64; at least 2]", "[default: 0.00042]", "[default: 8; at least 1]", "[default: 0]"]),
     ("synth", ["<h264|vp9>", "<drawn|real>", "--long"]),
-    ("timeline", ["the mean duration of its cache's clips, or 3.0", "[default: 1.0", "<auto|cpu|cuda>"]),
+    ("timeline", ["the mean duration of its cache's clips, or 3.0", "[default: one snippet: the window / 6", "<auto|cpu|cuda>"]),
     ("export", ["<fp32|fp16>"]),
 ])
 def test_help_lists_choices_and_real_defaults(command, shown):
@@ -49,7 +49,7 @@ def test_help_shows_numbers_and_their_bounds_plainly():
     shown = {"extract": ["--batch-size <int>", "[default: 2; at least 1]", "[default: 0.8; 0 to 1]",
                          "[default: none]", "[default: the cores free to this process; at least 1]"],
              "synth": ["--actors <int>", "[default: 8; 1 to 24]", "--fps <float>", "[default: 30.0; at least 1]"],
-             "timeline": ["--hop <float>", "[default: 1.0; at least 0.04]"],
+             "timeline": ["--hop <float>", "[default: one snippet: the window / 6; at least 0.04]"],
              "predict": ["VIDEO <path>", "[default: the run's]"]}
     for command, texts in shown.items():
         output = runner.invoke(app, [command, "--help"], terminal_width=200).output
