@@ -3,6 +3,7 @@ trained on synthetic data following the emotion of a long synthetic clip."""
 
 import csv
 import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -195,3 +196,47 @@ def test_each_snippet_runs_once_and_windows_get_the_features_a_window_alone_gets
     # a hop that is no multiple of the snippet length shares nothing: every window runs its own 6 snippets
     rec.timeline(video, window=3.0, hop=0.7)
     assert rec.snippets_run == 6 * (int((12 - 3) / 0.7) + 1)
+
+
+def test_segments_tile_the_video_and_shares_count_time():
+    from avemo.reports.results import Timeline, Window
+
+    tl = Timeline(Path("v.mp4"), ["happy", "sad"], window=2.0, window_source="--window", hop=1.0, audio=True)
+    happy, sad = [0.9, 0.1], [0.2, 0.8]
+    for start, p, error in [(0, happy, ""), (1, happy, ""), (2, sad, ""), (3, [], "damaged"), (4, sad, "")]:
+        tl.windows.append(Window(start, start + 2.0, p, error=error))
+    # windows stand for 1 s around their middles (1.0, 2.0, 3.0, 4.0, 5.0); the first from 0, the last to 6
+    assert tl.segments() == [(0.0, 2.5, "happy"), (2.5, 3.5, "sad"), (3.5, 4.5, ""), (4.5, 6.0, "sad")]
+    assert tl.shares() == {"happy": 2.5 / 5, "sad": 2.5 / 5}
+    summary = tl.to_dict()["summary"]
+    assert summary["not_decoded"] == [{"start": 3, "end": 5.0, "error": "damaged"}]
+    assert [s["top"] for s in summary["segments"]] == ["happy", "sad", None, "sad"]
+
+
+def test_rows_reach_the_csv_as_windows_finish_so_a_stopped_run_keeps_them(fusion_cache, tmp_path, monkeypatch):
+    from avemo.pipeline import stream
+
+    run = tmp_path / "run"
+    train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))
+    video = tmp_path / "long.mp4"
+    synthesize_long(video, 10, seed=3, config=SMALL)
+    whole = stream.WindowStream.windows
+
+    def stopped_after_three(self, on_total=None):  # Ctrl-C while the fourth window is being decoded
+        for n, window in enumerate(whole(self, on_total)):
+            if n == 3:
+                raise KeyboardInterrupt
+            yield window
+
+    monkeypatch.setattr(stream.WindowStream, "windows", stopped_after_three)
+    result = runner.invoke(app, ["timeline", str(video), "--run", str(run), "--window", "3", "--hop", "1",
+                                 "--batch-size", "1", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    with (tmp_path / "t" / "timeline.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["start"]) for r in rows] == [0.0, 1.0, 2.0] and all(r["top"] for r in rows)
+    assert not (tmp_path / "t" / "timeline.json").exists()  # the finished files come only with the end
+    # A video refused before any window leaves no file behind.
+    silent = solid_clip(tmp_path / "silent.mp4", (90, 90, 90), seconds=5, size=(96, 72))
+    refused = runner.invoke(app, ["timeline", str(silent), "--run", str(run), "--out", str(tmp_path / "s")])
+    assert refused.exit_code != 0 and not (tmp_path / "s" / "timeline.csv").exists()

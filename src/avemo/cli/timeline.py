@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,12 +39,34 @@ def timeline(
     cannot be decoded is marked and the rest goes on (exit code 3; 1 when none could be).
     """
     import avemo
+    from avemo.reports.results import Window, csv_header, csv_row
 
     rec = avemo.Run(run).recognizer(device=device.value)
     target = out_dir if out_dir is not None else video.with_name(video.stem + "-timeline")
-    with Reporter("timeline", None, "windows") as progress:
-        result = rec.timeline(video, window=window, hop=hop, batch_size=batch_size, on_total=progress.set_total,
-                              on_window=lambda w: progress.advance(status=w.error and "not decoded"))
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    # Rows go to timeline.csv as windows finish, so that a run stopped part-way keeps what it did; the finished
+    # timeline rewrites it whole (atomically) beside the JSON and the plot.
+    with (target / "timeline.csv").open("w", newline="") as live, \
+            Reporter("timeline", None, "windows") as progress:
+        rows = csv.writer(live, lineterminator="\n")
+        rows.writerow(csv_header(rec.classes))
+
+        def finished(w: Window) -> None:
+            rows.writerow(csv_row(rec.classes, w))
+            live.flush()
+            progress.advance(status=w.error and "not decoded")
+
+        try:
+            result = rec.timeline(video, window=window, hop=hop, batch_size=batch_size,
+                                  on_total=progress.set_total, on_window=finished)
+        except avemo.AvemoError:  # refused before any window (no soundtrack, too short): leave nothing behind
+            if progress.done == 0:
+                live.close()
+                (target / "timeline.csv").unlink(missing_ok=True)
+                if created:
+                    target.rmdir()
+            raise
     paths = result.write(target)
     failed = [w for w in result.windows if w.error]
     for w in failed[:SHOW_PER_REASON]:
@@ -73,6 +96,10 @@ def timeline(
             table.add_row(f"{w.start:.1f}", f"{w.end:.1f}", escape(result.top(w) or "not decoded"),
                           f"{p:.2f}" if p is not None else "-", *face)
         out.print(table)
+    shares = ", ".join(f"{label} {share:.0%}" for label, share in result.shares().items())
+    if shares:
+        note(f"share of time: {shares}; {sum(1 for *_, t in result.segments() if t)} segments "
+             "(summary in timeline.json)")
     note(f"wrote {', '.join(str(p) for p in paths)}")
     if len(failed) == len(result.windows):
         raise typer.Exit(1)

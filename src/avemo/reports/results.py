@@ -110,6 +110,19 @@ class Window:
 CSV_BOX = ["box_x", "box_y", "box_width", "box_height", "box_source"]
 
 
+def csv_header(classes: list[str]) -> list[str]:
+    """The columns of ``timeline.csv``."""
+    return ["start", "end", "top", *classes, *CSV_BOX, "error"]
+
+
+def csv_row(classes: list[str], w: Window) -> list[str]:
+    """One window as a row of ``timeline.csv``."""
+    probs = [f"{p:.4f}" for p in w.probabilities] or [""] * len(classes)
+    box = [*w.box.as_list(), w.box.source] if w.box is not None else [""] * len(CSV_BOX)
+    top = classes[max(range(len(w.probabilities)), key=w.probabilities.__getitem__)] if w.probabilities else ""
+    return [f"{w.start:.3f}", f"{w.end:.3f}", top, *probs, *box, w.error]
+
+
 @dataclass
 class Timeline:
     """A video's emotions over time: an iterable of :class:`Window`.
@@ -142,10 +155,50 @@ class Timeline:
         return self.classes[max(range(len(w.probabilities)), key=w.probabilities.__getitem__)] \
             if w.probabilities else ""
 
+    def segments(self) -> list[tuple[float, float, str]]:
+        """(start, end, top label) of each run of consecutive windows with one top label; "" for a run that
+        could not be decoded. Each window stands for the ``hop`` around its middle (the first and last reach
+        the video's ends), so segments tile the video without overlapping.
+
+        >>> tl = rec.timeline(long_clip, window=2.0, hop=1.0)
+        >>> segments = tl.segments()
+        >>> segments[0][0], segments[-1][1] == tl.windows[-1].end
+        (0.0, True)
+        """
+        runs: list[tuple[float, float, str]] = []
+        last = len(self.windows) - 1
+        for i, w in enumerate(self.windows):
+            middle = (w.start + w.end) / 2
+            start = 0.0 if i == 0 else middle - self.hop / 2
+            end = w.end if i == last else middle + self.hop / 2
+            label = self.top(w)
+            if runs and runs[-1][2] == label and abs(runs[-1][1] - start) < 1e-9:
+                runs[-1] = (runs[-1][0], end, label)
+            else:
+                runs.append((start, end, label))
+        return runs
+
+    def shares(self) -> dict[str, float]:
+        """The share of the decoded time each class is the top label, most first (sums to 1)."""
+        totals: dict[str, float] = {}
+        for start, end, label in self.segments():
+            if label:
+                totals[label] = totals.get(label, 0.0) + end - start
+        whole = sum(totals.values())
+        return {c: t / whole for c, t in sorted(totals.items(), key=lambda ct: -ct[1])} if whole else {}
+
+    def summary(self) -> dict[str, Any]:
+        """The share of time per class, the segments and the windows that could not be decoded."""
+        return {"shares": {c: round(v, 4) for c, v in self.shares().items()},
+                "segments": [{"start": round(a, 3), "end": round(b, 3), "top": t or None} for a, b, t in self.segments()],
+                "not_decoded": [{"start": round(w.start, 3), "end": round(w.end, 3), "error": w.error}
+                                for w in self.windows if w.error]}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as ``timeline.json`` holds it."""
         return {"path": str(self.path), "classes": self.classes, "window": self.window,
                 "window_source": self.window_source, "hop": self.hop, "audio": self.audio,
+                "summary": self.summary(),
                 "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "top": self.top(w) or None,
                              "probabilities": {c: round(p, 4) for c, p in zip(self.classes, w.probabilities)},
                              "crop": _box(w.box), "error": w.error or None}
@@ -163,11 +216,8 @@ class Timeline:
         written (atomically) to ``path`` when given."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["start", "end", "top", *self.classes, *CSV_BOX, "error"])
-        for w in self.windows:
-            probs = [f"{p:.4f}" for p in w.probabilities] or [""] * len(self.classes)
-            box = [*w.box.as_list(), w.box.source] if w.box is not None else [""] * len(CSV_BOX)
-            writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", self.top(w), *probs, *box, w.error])
+        writer.writerow(csv_header(self.classes))
+        writer.writerows(csv_row(self.classes, w) for w in self.windows)
         text = buffer.getvalue()
         if path is not None:
             atomic_write(Path(path), text.encode())
