@@ -119,8 +119,12 @@ def csv_row(classes: list[str], w: Window) -> list[str]:
     """One window as a row of ``timeline.csv``."""
     probs = [f"{p:.4f}" for p in w.probabilities] or [""] * len(classes)
     box = [*w.box.as_list(), w.box.source] if w.box is not None else [""] * len(CSV_BOX)
-    top = classes[max(range(len(w.probabilities)), key=w.probabilities.__getitem__)] if w.probabilities else ""
-    return [f"{w.start:.3f}", f"{w.end:.3f}", top, *probs, *box, w.error]
+    return [f"{w.start:.3f}", f"{w.end:.3f}", top_label(classes, w), *probs, *box, w.error]
+
+
+def top_label(classes: list[str], w: Window) -> str:
+    """The most probable class of a window ("" for a window that could not be decoded)."""
+    return classes[max(range(len(w.probabilities)), key=w.probabilities.__getitem__)] if w.probabilities else ""
 
 
 @dataclass
@@ -152,8 +156,7 @@ class Timeline:
 
     def top(self, w: Window) -> str:
         """The most probable class of a window ("" for a window that could not be decoded)."""
-        return self.classes[max(range(len(w.probabilities)), key=w.probabilities.__getitem__)] \
-            if w.probabilities else ""
+        return top_label(self.classes, w)
 
     def segments(self) -> list[tuple[float, float, str]]:
         """(start, end, top label) of each run of consecutive windows with one top label; "" for a run that
