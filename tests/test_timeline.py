@@ -235,7 +235,12 @@ def test_rows_reach_the_csv_as_windows_finish_so_a_stopped_run_keeps_them(fusion
     with (tmp_path / "t" / "timeline.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [float(r["start"]) for r in rows] == [0.0, 1.0, 2.0] and all(r["top"] for r in rows)
-    assert not (tmp_path / "t" / "timeline.json").exists()  # the finished files come only with the end
+    assert "--resume" in result.output and str(tmp_path / "t") in result.output
+    lines = (tmp_path / "t" / "timeline.jsonl").read_text().splitlines()
+    assert [json.loads(line)["start"] for line in lines] == [0.0, 1.0, 2.0]
+    state = json.loads((tmp_path / "t" / "timeline.json").read_text())
+    assert state["status"] == "running" and "windows" not in state  # the whole timeline comes only with the end
+    assert not (tmp_path / "t" / "timeline.png").exists()
     # A video refused before any window leaves no file behind.
     silent = solid_clip(tmp_path / "silent.mp4", (90, 90, 90), seconds=5, size=(96, 72))
     refused = runner.invoke(app, ["timeline", str(silent), "--run", str(run), "--out", str(tmp_path / "s")])

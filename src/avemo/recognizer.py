@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -226,30 +226,14 @@ class Recognizer:
 
     # -- long videos ------------------------------------------------------------------------------------
 
-    def timeline(self, video: str | PathLike, *, window: float | None = None, hop: float | None = None,
-                 batch_size: int = 4, on_total: Callable[[int], None] | None = None,
-                 on_window: Callable[[Window], None] | None = None) -> Timeline:
-        """The run's classes over a video of any length, window by window, in one streaming pass.
-
-        A window of ``window`` seconds (default: the run's clip length, the mean duration of its cache's
-        clips) starts every ``hop`` seconds (default: one snippet, ``window`` / 6) and is cut as a clip of that
-        length would be; a window that cannot be decoded is marked and the rest go on. A snippet an earlier
-        window already showed (the same frames, the same crop) is not run through the video backbone again:
-        with a hop that is a multiple of the snippet length each moment of the video goes through it once.
-        ``on_total`` hears the expected number of windows, ``on_window`` each window as it finishes. Raises
-        :class:`TimelineError` for a video the run cannot read at all (no soundtrack for an audio-visual run,
-        shorter than one window, no video frames).
-
-        >>> rec.timeline(long_clip, window=2.0, hop=1.0).windows[0].end
-        2.0
-        """
+    def plan(self, video: str | PathLike, *, window: float | None = None, hop: float | None = None) -> Timeline:
+        """The timeline :meth:`timeline` would make of ``video``, without its windows: the window and hop
+        resolved, whether the sound is used. Raises :class:`TimelineError` for a video the run cannot read."""
         path = Path(video)
         if window is not None and window <= 0:
             raise TimelineError(f"--window {window}: give a positive number of seconds")
         if hop is not None and hop <= 0:
             raise TimelineError(f"--hop {hop}: give a positive number of seconds")
-        if batch_size < 1:
-            raise TimelineError(f"--batch-size {batch_size}: give at least 1")
         if not path.is_file():
             raise TimelineError(f"{path}: no such file")
         try:
@@ -268,9 +252,41 @@ class Recognizer:
             length, source = (seconds, "the mean clip length of the run's cache") if seconds else \
                 (DEFAULT_WINDOW, f"the default (the run's cache at {self.run.cache} cannot be read)")
         hop = hop if hop is not None else length / self.spec.video.snippets
+        return Timeline(path, self.classes, length, source, hop, has_audio)
+
+    def timeline(self, video: str | PathLike, *, window: float | None = None, hop: float | None = None,
+                 batch_size: int = 4, on_total: Callable[[int], None] | None = None,
+                 on_window: Callable[[Window], None] | None = None, done: Sequence[Window] = ()) -> Timeline:
+        """The run's classes over a video of any length, window by window, in one streaming pass.
+
+        A window of ``window`` seconds (default: the run's clip length, the mean duration of its cache's
+        clips) starts every ``hop`` seconds (default: one snippet, ``window`` / 6) and is cut as a clip of that
+        length would be; a window that cannot be decoded is marked and the rest go on. A snippet an earlier
+        window already showed (the same frames, the same crop) is not run through the video backbone again:
+        with a hop that is a multiple of the snippet length each moment of the video goes through it once.
+        ``on_total`` hears the expected number of windows, ``on_window`` each window as it finishes. ``done``
+        are the first windows of an earlier pass with the same settings (read back by
+        :class:`avemo.reports.timeline_folder.TimelineFolder`): the timeline starts with them and goes on from
+        there, with the same results as a pass that never stopped (to float rounding). Raises
+        :class:`TimelineError` for a video the run cannot read at all (no soundtrack for an audio-visual run,
+        shorter than one window, no video frames).
+
+        >>> rec.timeline(long_clip, window=2.0, hop=1.0).windows[0].end
+        2.0
+        """
+        if batch_size < 1:
+            raise TimelineError(f"--batch-size {batch_size}: give at least 1")
+        result = self.plan(video, window=window, hop=hop)
+        path, length, hop, has_audio = result.path, result.window, result.hop, result.audio
+        result.windows = list(done)
         self.load()
-        result = Timeline(path, self.classes, length, source, hop, has_audio)
-        stream = WindowStream(path, self.spec.video, self.spec.audio, length, hop, want_audio=has_audio)
+        for k, w in enumerate(done):
+            if abs(w.start - k * hop) > 1e-3 or abs(w.end - w.start - length) > 1e-3:
+                raise TimelineError(f"{path}: window {k} of those done spans {w.start}-{w.end} s, not the "
+                                    f"{length:.3f} s window every {hop:g} s asked for; start over without them")
+        last_box = next((w.box for w in reversed(done) if w.box is not None), None)
+        stream = WindowStream(path, self.spec.video, self.spec.audio, length, hop, want_audio=has_audio,
+                              skip=len(done), last_box=last_box)
         self.last_stream = stream  # what the pass held at most (tests check memory stays bounded)
 
         def add(w: Window) -> None:

@@ -1,9 +1,10 @@
-"""``avemo timeline``: emotion over time in a long video, window by window; a CSV, a JSON and a plot."""
+"""``avemo timeline``: emotion over time in long videos, window by window; a folder of CSV, JSON Lines, JSON and a
+plot per video, written as the windows finish."""
 
 from __future__ import annotations
 
-import csv
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,12 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.choices import DeviceName
-from avemo.cli.shared import SHOW_PER_REASON, Reporter, command, err, note, out
+from avemo.cli.shared import SHOW_PER_REASON, Reporter, command, err, fail, note, out
 
 
 @command
 def timeline(
-    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="A video of any length (with its soundtrack).")],
+    videos: Annotated[list[Path], typer.Argument(metavar="VIDEO...", help="Videos of any length (with their "
+                                                                           "soundtrack).")],
     run: Annotated[Path, typer.Option(help="Run folder written by avemo train.")],
     window: Annotated[Optional[float], typer.Option(min=0.1, help="Window length in seconds.",
                                                     show_default="the run's clip length: the mean duration of its "
@@ -27,55 +29,78 @@ def timeline(
                                                  "of the video through the video backbone once; other hops "
                                                  "recompute the snippets windows share.",
                                                  show_default="one snippet: the window / 6")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for timeline.csv, timeline.json and "
-                                                    "timeline.png.", show_default="VIDEO's name + '-timeline'")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="With one VIDEO: the folder for its timeline.csv, "
+                                                    ".jsonl, .json and .png. With several: the folder that gets a "
+                                                    "folder per video (its name + '-timeline').",
+                                                    show_default="beside each video, its name + '-timeline'")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Go on from the windows a stopped run left in a video's "
+                                         "folder (made with the same video, run, window and hop).")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per backbone batch.")] = 4,
     device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON on stdout (with several "
+                                          "videos: a summary per video).")] = False,
 ) -> None:
-    """Emotion over time: slide a window over a long video in one streaming pass; every fold of the run votes.
+    """Emotion over time: slide a window over long videos in one streaming pass each; every fold of the run votes.
 
-    Writes a CSV (start, end, top label, a probability per class, face box), a JSON and a plot. A window that
-    cannot be decoded is marked and the rest goes on (exit code 3; 1 when none could be).
+    Per video, a folder: timeline.csv and timeline.jsonl (start, end, top label, a probability per class, face
+    box; a row as each window finishes, so a stopped run keeps them and --resume goes on), timeline.json (the
+    settings, every window and a summary: share of time per emotion, segments, windows not decoded) and
+    timeline.png. The backbones load once for all videos; under torchrun the videos are shared among the ranks.
+    A window that cannot be decoded is marked and the rest goes on; so does a video that cannot be read. Exit
+    code 0 when all went well, 3 when some windows or videos failed, 1 when none could be read.
     """
-    import avemo
-    from avemo.reports.results import Window, csv_header, csv_row
+    from avemo.timelines import TimelineJob, run_timelines
 
-    rec = avemo.Run(run).recognizer(device=device.value)
-    target = out_dir if out_dir is not None else video.with_name(video.stem + "-timeline")
-    created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
-    # Rows go to timeline.csv as windows finish, so that a run stopped part-way keeps what it did; the finished
-    # timeline rewrites it whole (atomically) beside the JSON and the plot.
-    with (target / "timeline.csv").open("w", newline="") as live, \
-            Reporter("timeline", None, "windows") as progress:
-        rows = csv.writer(live, lineterminator="\n")
-        rows.writerow(csv_header(rec.classes))
+    job = TimelineJob(videos=list(videos), run=run, out=out_dir, resume=resume, window=window, hop=hop,
+                      batch_size=batch_size, device=device.value)
+    current: list = []  # the video at hand, for the line an interruption prints
+    start = time.perf_counter()
+    with Reporter("timeline", None, "s of video") as progress:
+        def started(total: float) -> None:
+            progress.set_total(max(1, round(total)))
 
-        def finished(w: Window) -> None:
-            rows.writerow(csv_row(rec.classes, w))
-            live.flush()
-            progress.advance(status=w.error and "not decoded")
+        def advanced(seconds: float, video) -> None:
+            current[:] = [video]
+            elapsed = time.perf_counter() - start
+            progress.advance(done=round(seconds), status=f"{escape(video.video.name)}, "
+                             f"{seconds / elapsed:.2f} s of video per s" if elapsed > 0 else "")
+
+        def finished(video) -> None:
+            if video.error and len(job.videos) > 1:  # one video's error is the command's
+                progress.line(f"[red]{escape(str(video.video))}[/]: {escape(video.error)}")
 
         try:
-            result = rec.timeline(video, window=window, hop=hop, batch_size=batch_size,
-                                  on_total=progress.set_total, on_window=finished)
-        except avemo.AvemoError:  # refused before any window (no soundtrack, too short): leave nothing behind
-            if progress.done == 0:
-                live.close()
-                (target / "timeline.csv").unlink(missing_ok=True)
-                if created:
-                    target.rmdir()
-            raise
-    paths = result.write(target)
+            summary = run_timelines(job, started, advanced, finished)
+        except KeyboardInterrupt:
+            where = f" in {current[0].folder}" if current else ""
+            fail(f"interrupted; the windows finished so far are kept{where}: run the same command with --resume "
+                 "to go on from there", code=130)
+    if len(summary.videos) == 1:
+        _one_video(summary.videos[0], summary.faces, as_json)
+    else:
+        _many_videos(summary, as_json)
+    failed = [v for v in summary.videos if not v.ok]
+    if len(failed) == len(summary.videos):
+        raise typer.Exit(1 if len(summary.videos) > 1 else 2)
+    if failed or any(v.not_decoded for v in summary.videos):
+        raise typer.Exit(3)
+
+
+def _one_video(video, faces: bool, as_json: bool) -> None:
+    if video.error:
+        fail(video.error)
+    result = video.timeline
     failed = [w for w in result.windows if w.error]
+    if len(failed) == len(result.windows):
+        err.print(f"[red]{escape(str(video.video))}[/]: no window could be decoded", highlight=False)
     for w in failed[:SHOW_PER_REASON]:
         err.print(f"[yellow]{w.start:.1f}-{w.end:.1f} s[/]: {escape(w.error)}", highlight=False, soft_wrap=True)
     if len(failed) > SHOW_PER_REASON:
         err.print(f"  ... and {len(failed) - SHOW_PER_REASON} more windows not decoded (marked in the CSV)")
     note(f"{len(result.windows)} windows of {result.window:.2f} s ({result.window_source}) every {result.hop:g} s"
-         + ("" if result.audio else "; no soundtrack: video only"))
-    finds_faces = rec.spec.video.crop_mode.uses_detector
+         + ("" if result.audio else "; no soundtrack: video only")
+         + (f"; {video.kept} kept from the stopped run" if video.kept else ""))
+    finds_faces = faces
     decoded = [w for w in result.windows if not w.error]
     if finds_faces and decoded:
         faceless = [w for w in decoded if w.box is None or w.box.source == "center"]
@@ -86,7 +111,7 @@ def timeline(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=1))
     else:
-        table = Table(title=f"avemo timeline {escape(str(video))}")
+        table = Table(title=f"avemo timeline {escape(str(video.video))}")
         for column in ("start", "end", "top", "probability", *(["face"] if finds_faces else [])):
             table.add_column(column)
         for w in result.windows:
@@ -100,8 +125,25 @@ def timeline(
     if shares:
         note(f"share of time: {shares}; {sum(1 for *_, t in result.segments() if t)} segments "
              "(summary in timeline.json)")
-    note(f"wrote {', '.join(str(p) for p in paths)}")
-    if len(failed) == len(result.windows):
-        raise typer.Exit(1)
-    if failed:
-        raise typer.Exit(3)
+    note(f"wrote {', '.join(str(p) for p in video.files)}")
+
+
+def _many_videos(summary, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([v.to_dict() for v in summary.videos], indent=1))
+    else:
+        table = Table(title="avemo timeline")
+        for column in ("video", "seconds", "windows", "not decoded", "most of the time", "folder"):
+            table.add_column(column)
+        for v in summary.videos:
+            top = next(iter(v.shares.items()), None)
+            table.add_row(escape(str(v.video)), f"{v.seconds:.1f}", str(v.windows) if v.ok else "-",
+                          str(v.not_decoded) if v.ok else "-",
+                          f"{top[0]} {top[1]:.0%}" if top else ("[red]not read[/]" if not v.ok else "-"),
+                          escape(str(v.folder)) if v.ok else escape(v.error))
+        out.print(table)
+    ok = [v for v in summary.videos if v.ok]
+    ranks = f" on {summary.ranks} torchrun ranks" if summary.ranks > 1 else ""
+    note(f"{len(ok)} of {len(summary.videos)} videos; {summary.computed:.0f} s of video in {summary.seconds:.0f} s"
+         f"{ranks} ({summary.rate:.2f} s of video per s)"
+         + (f"; {sum(v.kept for v in ok)} windows kept from stopped runs" if any(v.kept for v in ok) else ""))

@@ -99,6 +99,17 @@ def _declared_duration(container: av.container.InputContainer, stream: av.VideoS
     return container.duration / av.time_base if container.duration else None
 
 
+def media_seconds(path: Path) -> float | None:
+    """The duration the file declares for its video (None when it declares none or cannot be opened)."""
+    try:
+        with open_media(path) as container:
+            if not container.streams.video:
+                return None
+            return _declared_duration(container, container.streams.video[0])
+    except ClipError:
+        return None
+
+
 def _packet_times(path: Path) -> tuple[list[int], np.ndarray, float] | None:
     """(pts, times from the first frame, duration) of the video packets alone (no decoding), computed exactly as
     :func:`decode_clip` computes them from the frames; ``None`` when the packets do not say."""

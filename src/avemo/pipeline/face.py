@@ -61,6 +61,14 @@ class CropBox:
         return {"box": self.as_list(), "source": self.source, **({"face": list(self.face)} if self.face else {}),
                 **({"track": [list(c) for c in self.track]} if self.track else {})}
 
+    @classmethod
+    def from_json(cls, data: dict) -> CropBox:
+        """The box ``to_json`` wrote (a timeline resumed from its rows)."""
+        x, y, width, height = (int(v) for v in data["box"])
+        face = tuple(int(v) for v in data["face"]) if data.get("face") else None
+        track = tuple((int(a), int(b)) for a, b in data["track"]) if data.get("track") else None
+        return cls(x, y, width, height, str(data["source"]), face, track)
+
     def describe(self) -> str:
         """Where the picture was cut, in words (predict's and timeline's notes)."""
         if self.source == "face":

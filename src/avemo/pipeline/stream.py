@@ -75,14 +75,17 @@ class WindowStream:
     """One pass over the file: yields each window, ready or failed, in order."""
 
     def __init__(self, path: Path, video: VideoConfig, audio: AudioConfig, window: float, hop: float,
-                 want_audio: bool) -> None:
+                 want_audio: bool, skip: int = 0, last_box: CropBox | None = None) -> None:
         self.path, self.video, self.audio, self.window, self.hop = path, video, audio, window, hop
         self.want_audio = want_audio
+        # Resuming: the first ``skip`` windows are done (the file is decoded, but they are neither cut nor
+        # yielded); ``last_box`` is the last one's face box, which the next keeps while the face holds still.
+        self.skip = skip
         self.offsets = _instants(video, window)
         # The face detector looks at each snippet's middle frame, one of those shown, as in prepare_file; a new
         # video has no landmark file: a landmarks run's window is found by the detector, as predict does.
         self.shown = self.offsets.reshape(-1)
-        self.last_box: CropBox | None = None  # the previous window's face box, kept while the face holds still
+        self.last_box = last_box  # the previous window's face box, kept while the face holds still
         self.kept_times: list[float] = []
         self.kept_frames: list[np.ndarray] = []
         self.next_window = 0
@@ -98,7 +101,8 @@ class WindowStream:
 
     def _shows(self, earlier: float, later: float) -> bool:
         """Whether a frame on screen from ``earlier`` to ``later`` (seconds) is shown at some window's instant."""
-        for k in range(_first_window(earlier, self.window, self.hop), math.floor(later / self.hop) + 1):
+        first = max(self.skip, _first_window(earlier, self.window, self.hop))
+        for k in range(first, math.floor(later / self.hop) + 1):
             instants = k * self.hop + self.shown
             if np.any((instants >= earlier) & (instants < later)):
                 return True
@@ -255,7 +259,8 @@ class WindowStream:
                     f"the frames end at {latest:.1f} s of {declared:.1f} s (truncated?)"
                 while self.next_window * self.hop + self.window <= declared + 1e-6:  # windows never reached
                     start = self.next_window * self.hop
-                    yield PreparedWindow(start, start + self.window, error=f"not decoded: {why}")
+                    if self.next_window >= self.skip:
+                        yield PreparedWindow(start, start + self.window, error=f"not decoded: {why}")
                     self.next_window += 1
 
     def _ready(self, t0: float, coded: tuple[int, int], has_audio: bool, latest: float,
@@ -271,7 +276,8 @@ class WindowStream:
                     return
                 if has_audio and not self.audio_done and self._audio_end(t0) < end and latest < end + AUDIO_SLACK:
                     return
-            yield self._cut(self.next_window, t0, coded, has_audio)
+            if self.next_window >= self.skip:
+                yield self._cut(self.next_window, t0, coded, has_audio)
             self.next_window += 1
             self._prune()
             self._trim_audio(t0)

@@ -122,6 +122,13 @@ def csv_row(classes: list[str], w: Window) -> list[str]:
     return [f"{w.start:.3f}", f"{w.end:.3f}", top_label(classes, w), *probs, *box, w.error]
 
 
+def window_record(classes: list[str], w: Window) -> dict[str, Any]:
+    """One window as ``timeline.json`` lists it and ``timeline.jsonl`` holds it, a line each."""
+    return {"start": round(w.start, 3), "end": round(w.end, 3), "top": top_label(classes, w) or None,
+            "probabilities": {c: round(p, 4) for c, p in zip(classes, w.probabilities)}, "crop": _box(w.box),
+            "error": w.error or None}
+
+
 def top_label(classes: list[str], w: Window) -> str:
     """The most probable class of a window ("" for a window that could not be decoded)."""
     return classes[max(range(len(w.probabilities)), key=w.probabilities.__getitem__)] if w.probabilities else ""
@@ -202,10 +209,7 @@ class Timeline:
         return {"path": str(self.path), "classes": self.classes, "window": self.window,
                 "window_source": self.window_source, "hop": self.hop, "audio": self.audio,
                 "summary": self.summary(),
-                "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "top": self.top(w) or None,
-                             "probabilities": {c: round(p, 4) for c, p in zip(self.classes, w.probabilities)},
-                             "crop": _box(w.box), "error": w.error or None}
-                            for w in self.windows]}
+                "windows": [window_record(self.classes, w) for w in self.windows]}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The timeline as JSON text; also written (atomically) to ``path`` when given."""
