@@ -131,3 +131,33 @@ def test_merged_summary_counts_every_rank_once():
     total = merge(parts)
     assert (total.found, total.cached_before, total.written, total.ranks, total.seconds) == (10, 3, 7, 2, 7.0)
     assert [s.path for s in total.failed] == [Path("a")] and total.no_face == [Path("b")]
+
+
+@pytest.mark.slow
+def test_two_ranks_share_the_videos_of_a_timeline_and_report_them_all(fusion_cache, tmp_path):
+    from avemo.fusion.model import FusionConfig
+    from avemo.fusion.runs import train_run
+    from avemo.fusion.train import TrainConfig
+    from avemo.synth import SynthConfig, synthesize_long
+
+    run = tmp_path / "run"
+    train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))
+    videos = [tmp_path / f"v{k}.mp4" for k in range(3)]
+    for k, video in enumerate(videos):
+        synthesize_long(video, 5, seed=k, config=SynthConfig(width=96, height=72))
+    args = ["--run-dir", str(run), "--window", "3", "--hop", "1", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(torchrun("timeline", *map(str, videos), *args, "--out", str(tmp_path / "two")), env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout + two.stderr
+    listed = json.loads(two.stdout)  # rank 0 prints every rank's videos, in the order given
+    assert [v["video"] for v in listed] == [str(v) for v in videos] and all(v["windows"] == 3 for v in listed)
+    assert "on 2 torchrun ranks" in " ".join(two.stderr.split())
+    one = CliRunner().invoke(app, ["timeline", *map(str, videos), *args, "--out", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    for k in range(3):
+        a, b = (json.loads((tmp_path / n / f"v{k}-timeline" / "timeline.json").read_text())["windows"]
+                for n in ("one", "two"))
+        assert [w["start"] for w in a] == [w["start"] for w in b] == [0, 1, 2]
+        for wa, wb in zip(a, b):
+            assert wb["probabilities"] == pytest.approx(wa["probabilities"], abs=2e-3)

@@ -28,7 +28,7 @@ from avemo.fusion.model import FusionModel
 from avemo.fusion.run import Run, RunError
 from avemo.pipeline.decode import ClipError, open_media
 from avemo.pipeline.prepare import prepare_file
-from avemo.pipeline.stream import PreparedWindow, WindowStream
+from avemo.pipeline.stream import PreparedWindow, WindowStream, read_ahead
 from avemo.reports.results import Prediction, Predictions, Timeline, Window
 from avemo.spec import FeatureSpec, WeightsSpec
 
@@ -256,7 +256,8 @@ class Recognizer:
 
     def timeline(self, video: str | PathLike, *, window: float | None = None, hop: float | None = None,
                  batch_size: int = 4, on_total: Callable[[int], None] | None = None,
-                 on_window: Callable[[Window], None] | None = None, done: Sequence[Window] = ()) -> Timeline:
+                 on_window: Callable[[Window], None] | None = None, done: Sequence[Window] = (),
+                 overlap: bool = True) -> Timeline:
         """The run's classes over a video of any length, window by window, in one streaming pass.
 
         A window of ``window`` seconds (default: the run's clip length, the mean duration of its cache's
@@ -267,7 +268,8 @@ class Recognizer:
         ``on_total`` hears the expected number of windows, ``on_window`` each window as it finishes. ``done``
         are the first windows of an earlier pass with the same settings (read back by
         :class:`avemo.reports.timeline_folder.TimelineFolder`): the timeline starts with them and goes on from
-        there, with the same results as a pass that never stopped (to float rounding). Raises
+        there, with the same results as a pass that never stopped (to float rounding). ``overlap``: the next
+        windows are decoded and cut in a thread while the backbones run (False: one after the other). Raises
         :class:`TimelineError` for a video the run cannot read at all (no soundtrack for an audio-visual run,
         shorter than one window, no video frames).
 
@@ -323,7 +325,8 @@ class Recognizer:
                     Window(b.start, b.end, box=b.box, error=f"features are not finite in {self.spec.dtype}"))
             batch.clear()
 
-        for prepared in stream.windows(on_total):
+        windows = stream.windows(on_total)
+        for prepared in read_ahead(windows, 2 * batch_size) if overlap else windows:
             if prepared.video is None:
                 flush()  # keep the windows in time order
                 add(Window(prepared.start, prepared.end, error=prepared.error))

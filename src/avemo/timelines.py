@@ -124,7 +124,7 @@ def run_timelines(job: TimelineJob, on_start: Callable[[float], None] | None = N
         summary = _run(job, rec, mine, on_start, on_progress, on_video)
         summary.seconds = time.perf_counter() - started
         if world.size > 1:
-            summary = _merge(world, summary)
+            summary = _merge(world, summary, folders)
     finally:
         leave(world)
     return summary
@@ -196,10 +196,11 @@ def _one(job: TimelineJob, rec: Recognizer, result: VideoTimeline, checkpoints: 
         summary.computed += result.seconds * (result.windows - result.kept) / result.windows
 
 
-def _merge(world: World, summary: TimelinesSummary) -> TimelinesSummary:
+def _merge(world: World, summary: TimelinesSummary, folders: list[Path]) -> TimelinesSummary:
+    """Every rank's videos, in the order given (told apart by their folders, which are distinct)."""
     for v in summary.videos:
         v.timeline = None  # the windows stay in the folders; only the outcome travels
     parts = world.gather(summary)
-    videos = [v for part in parts for v in part.videos]
+    videos = sorted((v for part in parts for v in part.videos), key=lambda v: folders.index(v.folder))
     return TimelinesSummary(videos, max(p.seconds for p in parts), sum(p.computed for p in parts), len(parts),
                             summary.faces)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import time
 import warnings
@@ -51,6 +52,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
     _heard().print(f"[bold red]error:[/] {escape((f'rank {rank}: ' if rank else '') + message)}", highlight=False,
                 soft_wrap=True)
     raise typer.Exit(code)
+
+
+def echo_json(data: object) -> None:
+    """Results as JSON on stdout, printed by the process that reports (rank 0 under torchrun)."""
+    if not out.quiet:
+        typer.echo(json.dumps(data, indent=1))
 
 
 def note(message: str) -> None:

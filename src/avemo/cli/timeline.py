@@ -3,7 +3,6 @@ plot per video, written as the windows finish."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,14 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from avemo.choices import DeviceName
-from avemo.cli.shared import SHOW_PER_REASON, Reporter, command, err, fail, note, out
+from avemo.cli.shared import SHOW_PER_REASON, Reporter, command, echo_json, err, fail, note, out
 
 
 @command
 def timeline(
     videos: Annotated[list[Path], typer.Argument(metavar="VIDEO...", help="Videos of any length (with their "
                                                                            "soundtrack).")],
-    run: Annotated[Path, typer.Option(help="Run folder written by avemo train.")],
+    run: Annotated[Path, typer.Option("--run", "--run-dir", help="Run folder written by avemo train (--run-dir "
+                                      "under torchrun, which takes --run for its own).")],
     window: Annotated[Optional[float], typer.Option(min=0.1, help="Window length in seconds.",
                                                     show_default="the run's clip length: the mean duration of its "
                                                                  "cache's clips, or 3.0 when the cache is gone")] = None,
@@ -109,7 +109,7 @@ def _one_video(video, faces: bool, as_json: bool) -> None:
              + (f"; the others show the centre of the picture (box_source 'center' in the CSV), e.g. "
                 f"{faceless[0].start:.1f}-{faceless[0].end:.1f} s" if faceless else "") + "[/]")
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=1))
+        echo_json(result.to_dict())
     else:
         table = Table(title=f"avemo timeline {escape(str(video.video))}")
         for column in ("start", "end", "top", "probability", *(["face"] if finds_faces else [])):
@@ -130,7 +130,7 @@ def _one_video(video, faces: bool, as_json: bool) -> None:
 
 def _many_videos(summary, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([v.to_dict() for v in summary.videos], indent=1))
+        echo_json([v.to_dict() for v in summary.videos])
     else:
         table = Table(title="avemo timeline")
         for column in ("video", "seconds", "windows", "not decoded", "most of the time", "folder"):

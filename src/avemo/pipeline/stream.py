@@ -11,9 +11,11 @@ show it are done; the soundtrack is kept from the earliest pending window on.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import av
 import numpy as np
@@ -29,6 +31,9 @@ from avemo.spec import AudioConfig, VideoConfig
 # Video may run this far ahead of the soundtrack (muxers interleave loosely) before missing sound counts as
 # silence; without a limit a soundtrack that ends early would make every later frame wait for it.
 AUDIO_SLACK = 2.0
+
+T = TypeVar("T")
+_END = object()
 
 
 class StreamError(AvemoError):
@@ -281,3 +286,48 @@ class WindowStream:
             self.next_window += 1
             self._prune()
             self._trim_audio(t0)
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, produced by a thread that runs up to ``depth`` items ahead of the consumer: the decoding,
+    face finding and cutting of the next windows (mostly in C: PyAV, the detector, NumPy) overlap the
+    backbones' work on the current ones. An exception of the producer (Ctrl-C included) reaches the consumer
+    in its place; a consumer that stops early stops the producer."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(error)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:  # a generator stopped early closes its file now
+                close()
+
+    worker = threading.Thread(target=produce, name="avemo-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
