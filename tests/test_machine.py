@@ -53,3 +53,15 @@ def test_threads_follow_the_affinity_mask_or_the_override(monkeypatch):
         assert os.environ["OMP_WAIT_POLICY"]  # set for the OpenMP runtime of any process avemo starts
     finally:
         torch.set_num_threads(before)
+
+
+def test_extract_decodes_in_the_main_process_where_the_backbones_take_every_core(monkeypatch):
+    import os
+
+    from avemo.machine import decode_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert decode_workers("cpu") == 0  # two cores: both run the backbones
+    assert decode_workers("cuda") == 1  # the GPU runs them: a process decodes alongside
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert decode_workers("cpu") == 1

@@ -121,3 +121,37 @@ def test_emotion_is_recognisable_in_each_modality_on_unseen_actors(synth_root):
     assert _leave_one_actor_out(audio, labels, actors) >= 4 * chance
     shuffled = np.random.default_rng(0).permutation(labels)  # the same classifier cannot learn noise
     assert _leave_one_actor_out(video, shuffled, actors) < 2.5 * chance
+
+
+def test_a_repeated_clip_plays_the_clip_again_and_again_without_gaps(tmp_path):
+    from avemo.synth import repeat_clip, synthesize_long
+
+    source = tmp_path / "short.mp4"
+    synthesize_long(source, 4, seed=1, config=SynthConfig(width=96, height=72))
+    repeats = repeat_clip(source, tmp_path / "long.mp4", 16)
+    assert repeats == 4
+
+    def frames_and_sound(path):
+        with av.open(str(path)) as container:
+            video = [(f.time, f.to_ndarray(format="gray")) for f in container.decode(video=0)]
+        with av.open(str(path)) as container:
+            sound = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])  # the left channel
+            rate = container.streams.audio[0].rate
+        return video, sound, rate
+
+    one, one_sound, rate = frames_and_sound(source)
+    many, many_sound, _ = frames_and_sound(tmp_path / "long.mp4")
+    assert len(many) == 4 * len(one)
+    times = np.array([t for t, _ in many])
+    steps = np.diff([t for t, _ in one])
+    # one frame after another, across the joins too (the clip's own frame times are rounded to the millisecond)
+    # and at a join at most the sound's priming and a packet (2 x 1024 / 48000 s) longer
+    assert np.diff(times).min() >= steps.min() - 1e-3 and np.diff(times).max() <= steps.max() + 2 * 1024 / 48000
+    for k in range(4):  # each repeat shows the clip's frames (copied packets: the same pixels)
+        for (_, a), (_, b) in zip(one, many[k * len(one):(k + 1) * len(one)]):
+            assert np.array_equal(a, b)
+    # the sound: four times as long but for up to two AAC frames (priming, padding) per join
+    assert 0 <= len(many_sound) - 4 * len(one_sound) <= 3 * 2 * 1024 and rate == 48000
+    second = one_sound[rate:2 * rate]  # the clip's second second, found again in the last repeat, that much later
+    start = 3 * len(one_sound) + rate
+    assert max(np.corrcoef(many_sound[start + d:start + d + rate], second)[0, 1] for d in range(0, 3 * 2048 + 1, 32)) > 0.9

@@ -32,7 +32,7 @@ def extract(data: PathArg | None, cache: PathArg, *, dataset: str = Dataset.ravd
             video_normalization: str = "auto", audio_weights: str = "random", backend: str = "auto",
             engines: PathArg | None = None, precision: str = "fp32", compile: bool = False,
             cuda_graphs: bool = False, device: str = "auto", decoder: str = "auto", batch_size: int = 2,
-            workers: int = 1, size: int = 112, crop: str = Crop.face.value, landmarks: PathArg | None = None,
+            workers: int | None = None, size: int = 112, crop: str = Crop.face.value, landmarks: PathArg | None = None,
             landmark_confidence: float = 0.8, dtype: str = "float16",
             on_start: Callable[[int, ExtractSummary], None] | None = None,
             on_clip: Callable[[str], None] | None = None) -> ExtractSummary:

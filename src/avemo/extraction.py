@@ -25,6 +25,7 @@ from avemo.distributed import World, join, leave
 from avemo.engines.backbones import build_backbones
 from avemo.engines.runtime import Backend, Runtime, RuntimeRequest
 from avemo.files import DiskFullError
+from avemo.machine import decode_workers
 from avemo.pipeline.clips import Skipped
 from avemo.pipeline.discover import discover
 from avemo.pipeline.batches import InputBatch, dali_inputs, pyav_inputs, resolve_decoder
@@ -55,7 +56,7 @@ class ExtractConfig:
     device: str = "auto"
     decoder: str = "auto"  # pyav, dali, or auto (dali on a CUDA device when DALI is installed)
     batch_size: int = 2  # clips per backbone batch (x6 snippets)
-    workers: int = 1  # decoding processes; 0 decodes in this process
+    workers: int | None = None  # decoding processes; 0 decodes in this process; None: machine.decode_workers
     dtype: str = "float16"
     landmarks: Path | None = None  # --crop landmarks: the folder of OpenFace CSVs named after the clips
     landmark_settings: LandmarkSettings = field(default_factory=LandmarkSettings)
@@ -198,9 +199,10 @@ def _run(config: ExtractConfig, world: World, runtime: Runtime, start: float,
     if on_start is not None:
         on_start(len(todo), summary)
     source = LandmarkSource(config.landmarks, config.landmark_settings) if landmarks is not None else None
+    workers = config.workers if config.workers is not None else decode_workers(device.type)
     loader = DataLoader(ClipDataset(todo, config.video, config.audio, decoder, source), batch_size=config.batch_size,
-                        num_workers=config.workers, collate_fn=keep_as_list, worker_init_fn=_init_worker,
-                        prefetch_factor=2 if config.workers else None)
+                        num_workers=workers, collate_fn=keep_as_list, worker_init_fn=_init_worker,
+                        prefetch_factor=2 if workers else None)
     def report_failed(failed: list[FailedClip]) -> None:
         for bad in failed:
             summary.failed.append(Skipped(bad.record.path, bad.error.reason, bad.error.hint))

@@ -95,6 +95,13 @@ def free_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def decode_workers(device_type: str) -> int:
+    """Decoding processes for ``extract`` when the user names none: 0 (decode in the main process) for the
+    backbones on a CPU of 2 cores or fewer, else 1. There the backbones keep both cores busy, so a decoding
+    process only competes with them and costs its start-up (benchmarks/RESULTS.md: extraction end to end)."""
+    return 0 if device_type == "cpu" and free_cores() <= 2 else 1
+
+
 def prepare_environment() -> None:
     """Set the OpenMP waiting policy before torch is imported (the OpenMP runtime reads it once, at load).
 

@@ -11,6 +11,7 @@ actors, as actor-independent evaluation demands.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -532,3 +533,53 @@ def synthesize_long(path: Path, seconds: float, seed: int = 0, actor: int = 1, c
         truth["face_box"] = [round(float(v), 1) for v in np.mean(boxes, axis=0)]
     path.with_suffix(".json").write_text(json.dumps(truth, indent=1))
     return truth
+
+
+def repeat_clip(source: Path, path: Path, seconds: float) -> int:
+    """Write ``path``: ``source`` played again and again until ``seconds`` (whole repeats), its packets copied
+    with shifted timestamps, nothing re-encoded: an hour-long video in seconds, for measuring the speed and
+    memory of long runs (the decoder and the models do the same work as on an hour of new content). Returns
+    the number of repeats."""
+    # The period: the longest stream's span (first decoding time to its last packet's end), rounded up to
+    # whole sound packets, so that each stream's decoding times keep increasing across the joins; the last
+    # frame of each repeat stays on screen a little longer (32 ms for avemo's AAC clips). The sound's priming and
+    # padding at each join decode as up to two AAC frames (43 ms) more per repeat: it lags the picture by that
+    # much more each time, which changes nothing for speed and memory but makes the file unfit for judging
+    # recognition.
+    step: dict[int, float] = {}
+    first: dict[int, float] = {}
+    end: dict[int, float] = {}
+    with av.open(str(source)) as probe:
+        for packet in probe.demux():
+            if packet.dts is None:
+                continue
+            first.setdefault(packet.stream.index, float(packet.dts * packet.time_base))
+            end[packet.stream.index] = float((packet.dts + (packet.duration or 0)) * packet.time_base)
+            if packet.stream.type == "audio" and packet.duration:
+                step[packet.stream.index] = max(step.get(packet.stream.index, 0.0),
+                                                float(packet.duration * packet.time_base))
+    length = max((end[i] - first[i] for i in end), default=0.0)
+    if length <= 0:
+        raise ValueError(f"{source}: has no packets with times; it cannot be repeated")
+    if step:
+        unit = max(step.values())
+        length = math.ceil(length / unit - 1e-6) * unit
+    repeats = max(1, round(seconds / length))
+    with av.open(str(path), "w") as out:
+        with av.open(str(source)) as first:
+            streams = {s.index: out.add_stream_from_template(s) for s in first.streams if s.type in ("video", "audio")}
+        last: dict[int, int] = {}  # each stream's latest decoding time written
+        for k in range(repeats):
+            with av.open(str(source)) as clip:
+                for packet in clip.demux(*[clip.streams[i] for i in streams]):
+                    if packet.dts is None:  # the demuxer's flush packet
+                        continue
+                    index, shift = packet.stream.index, round(k * length / packet.time_base)
+                    if packet.dts + shift <= last.get(index, -2**62):
+                        continue
+                    packet.pts = packet.pts + shift if packet.pts is not None else None
+                    packet.dts += shift
+                    last[index] = packet.dts
+                    packet.stream = streams[index]
+                    out.mux(packet)
+    return repeats

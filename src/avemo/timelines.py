@@ -179,9 +179,7 @@ def _one(job: TimelineJob, rec: Recognizer, result: VideoTimeline, checkpoints: 
             timeline = rec.timeline(result.video, window=job.window, hop=job.hop, batch_size=job.batch_size,
                                     on_window=finished_window, done=kept)
         except VIDEO_ERRORS as error:  # unreadable after all (no frames decoded, shorter than one window)
-            if kept:
-                folder.close()
-            else:
+            if not kept:
                 folder.abandon()
             result.error = str(error)
             return

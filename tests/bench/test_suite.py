@@ -107,3 +107,27 @@ def test_exported_rows_check_the_graphs_against_the_nets_already_built(tmp_path,
     assert [label for label, _ in rows] == ["onnxruntime fp32 graph", "onnxruntime fp16 graph"]  # no TensorRT on a CPU
     with pytest.raises(EngineError, match=r"video-r3d10-\S+-fp16\.onnx: no video graph"):
         rows[1][1]()  # built when timed: the graphs for the nets' own weights and precision are looked for
+
+
+@pytest.mark.slow
+def test_the_timeline_section_times_both_ways_on_the_run_given_and_counts_the_windows(fusion_cache, tmp_path):
+    from avemo.fusion.model import FusionConfig
+    from avemo.fusion.runs import train_run
+    from avemo.fusion.train import TrainConfig
+
+    run = tmp_path / "run"
+    train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))
+    result = CliRunner().invoke(app, ["bench", "--quick", "--timeline", str(run), "--timeline-seconds", "12",
+                                      "--json", str(tmp_path / "b.json"), "--out", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    (section,) = json.loads((tmp_path / "b.json").read_text())["sections"]
+    assert section["title"].startswith("timeline of a 12 s 640x360 clip: run run (")
+    rows = section["rows"]
+    assert [r["name"] for r in rows] == ["one after the other", "decoding in a thread alongside the backbones"]
+    window = float(section["rows"][0]["note"].split(" windows of ")[1].split(" s")[0])
+    windows = int((12 - window) / (window / 6) + 1e-6) + 1  # a window every snippet (window / 6) inside 12 s
+    for row in rows:
+        assert row["unit"] == "video second" and row["seconds"] > 0
+        assert row["note"].startswith(f"{windows} windows of") and "peak RSS" in row["note"]
+    missing = CliRunner().invoke(app, ["bench", "--timeline", str(tmp_path / "nothing"), "--out", str(tmp_path)])
+    assert missing.exit_code == 2 and "nothing" in missing.output and "Traceback" not in missing.output

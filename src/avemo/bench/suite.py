@@ -37,6 +37,8 @@ class BenchConfig:
     workdir: Path | None = None  # synthetic clips and caches; a temporary folder by default
     train_scale: bool = False  # only the RAVDESS-scale 6-fold training section (minutes; not in the default run)
     train_folds: tuple[int, ...] | None = None  # that section's folds (default all 6)
+    timeline_run: Path | None = None  # only the timeline section, with this run (e.g. the demo's)
+    timeline_seconds: float | None = None  # its clip's length (default 120 s; 30 s quick)
 
     @property
     def repeats(self) -> int:
@@ -483,6 +485,91 @@ def bench_train_scale(config: BenchConfig, work: Path, on_progress: Callable[[st
     return section
 
 
+PIECE = 20.0  # seconds of synthetic video the timeline section renders (slow at 640x360) and then repeats
+
+
+class _PeakRss:
+    """The most resident memory the process held while the block ran, sampled every 20 ms (Linux; elsewhere
+    the process's peak so far)."""
+
+    def __enter__(self) -> _PeakRss:
+        import threading
+
+        self.peak, self._stop = self._now(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._now())
+
+    @staticmethod
+    def _now() -> float:
+        try:
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return _peak_rss_mb()
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_timeline(config: BenchConfig, work: Path, on_progress: Callable[[str], None] | None = None) -> Section:
+    """``Recognizer.timeline`` with a trained run on a synthetic 640x360 clip: seconds of compute per second of
+    video, decoding one after the backbones against decoding in a thread alongside them, and peak memory."""
+    from avemo.fusion.run import Run
+    from avemo.synth import SynthConfig, repeat_clip, synthesize_long
+
+    say = on_progress or (lambda _: None)
+    seconds = config.timeline_seconds or (30.0 if config.quick else 120.0)
+    video = work / f"long-{seconds:g}s.mp4"
+    say(f"timeline: synthesising a {PIECE:g} s 640x360 clip, repeated to {seconds:g} s")
+    made = time.perf_counter()
+    synthesize_long(work / "piece.mp4", PIECE, seed=0, config=SynthConfig(width=640, height=360))
+    repeat_clip(work / "piece.mp4", video, seconds)
+    made = time.perf_counter() - made
+    run = Run(config.timeline_run)
+    rec = run.recognizer(device=config.device).load()
+    spec = rec.spec
+    section = Section(f"timeline of a {seconds:g} s 640x360 clip: run {run.path.name} ({spec.video_backbone.arch}, "
+                      f"{spec.video.crop} crop, {len(rec.folds)} folds) on {rec.device}",
+                      "decode and cut, then the backbones, one after the other")
+    repeats = 1 if seconds > 300 else config.repeats
+    rows = [("one after the other", False), ("decoding in a thread alongside the backbones", True)]
+    if seconds > 300:  # a long clip (the one-hour memory figure): the default way only, once
+        rows = rows[1:]
+    warm = work / "warm-up.mp4"
+    synthesize_long(warm, 10, seed=1, config=SynthConfig(width=640, height=360))
+    rec.timeline(warm)  # the first calls build the kernels; not timed
+    times: dict[str, list[float]] = {name: [] for name, _ in rows}
+    peaks: dict[str, float] = {name: 0.0 for name, _ in rows}
+    notes: dict[str, str] = {}
+    for turn in range(repeats):  # the rows take turns, so that neither has the machine's quieter moments
+        for name, overlap in rows:
+            say(f"timeline: {name}, run {turn + 1} of {repeats}")
+            with _PeakRss() as peak:
+                _sync()
+                start = time.perf_counter()
+                result = rec.timeline(video, overlap=overlap)
+                _sync()
+                times[name].append(time.perf_counter() - start)
+            peaks[name] = max(peaks[name], peak.peak)
+            notes[name] = (f"{len(result.windows)} windows of {result.window:.2f} s every {result.hop:.3f} s, "
+                           f"{rec.snippets_run} snippets through the video backbone")
+    for name, _ in rows:
+        section.add(name, statistics.median(times[name]) / seconds, "video second",
+                    f"{notes[name]}; peak RSS {peaks[name] / 1024:.2f} GB")
+    section.limits += [f"median of {repeats} runs per row, the rows taking turns, after the models were loaded and "
+                       f"one untimed 10 s clip; the clip is a {PIECE:g} s synthetic clip (an actor whose emotion "
+                       f"changes) played again and again, made in {made:.0f} s (not timed)"]
+    return section
+
+
 def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None = None,
               on_progress: Callable[[str], None] | None = None) -> BenchReport:
     """Run every section; ``on_section`` sees each as it completes, ``on_progress`` a line as each starts."""
@@ -493,8 +580,9 @@ def run_bench(config: BenchConfig, on_section: Callable[[Section], None] | None 
                          quick=config.quick)
     with tempfile.TemporaryDirectory(prefix="avemo-bench-") as tmp:
         work = config.workdir or Path(tmp)
-        if config.train_scale:
-            section = bench_train_scale(config, work, on_progress)
+        if config.train_scale or config.timeline_run is not None:
+            section = bench_train_scale(config, work, on_progress) if config.train_scale else \
+                bench_timeline(config, work, on_progress)
             report.sections.append(section)
             if on_section is not None:
                 on_section(section)

@@ -20,6 +20,15 @@ def bench(
                                                         "benchmarks/RESULTS.md).")] = False,
     train_scale: Annotated[bool, typer.Option("--train-scale", help="Only time a full 6-fold avemo train on a "
                                                                     "RAVDESS-sized cache of random features (minutes).")] = False,
+    timeline: Annotated[Optional[Path], typer.Option("--timeline", metavar="RUN", help="Only time avemo timeline "
+                                                     "with this trained run (e.g. avemo-demo/run) on a synthetic "
+                                                     "640x360 clip: seconds of compute per second of video, with and "
+                                                     "without decoding alongside the backbones, and peak memory.",
+                                                     show_default="none")] = None,
+    timeline_seconds: Annotated[Optional[float], typer.Option(min=10.0, help="With --timeline: the clip's length "
+                                                              "(over 300: the default way only, once; 3600 for the "
+                                                              "one-hour memory figure).",
+                                                              show_default="120; 30 with --quick")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON to this file.",
                                                       show_default="none")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Markdown table (bench.md) and chart (bench.png).")] = Path("avemo-bench"),
@@ -42,7 +51,12 @@ def bench(
             out.print(f"  {escape(limit)}", highlight=False, soft_wrap=True)
 
     with busy("benchmarking (sections print as they finish)"):
-        report = run_bench(BenchConfig(quick=quick, device=device.value, workdir=None, train_scale=train_scale),
+        if timeline is not None:
+            from avemo.fusion.run import Run
+
+            Run(timeline).recognizer(device=device.value)  # a folder that is no run fails now, not after the clip
+        report = run_bench(BenchConfig(quick=quick, device=device.value, workdir=None, train_scale=train_scale,
+                                       timeline_run=timeline, timeline_seconds=timeline_seconds),
                            on_section=show, on_progress=note)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.md").write_text(report.markdown())

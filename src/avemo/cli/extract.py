@@ -54,7 +54,9 @@ def extract(
     decoder: Annotated[Decoder, typer.Option(help="Video decoding: pyav (CPU workers), dali (the GPU's decoder on CUDA; "
                                                   "VP9 only on a CPU), auto (dali on CUDA when installed).")] = Decoder.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per backbone batch (each has 6 snippets).")] = 2,
-    workers: Annotated[int, typer.Option(min=0, help="Decoding processes (0 decodes in the main process).")] = 1,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Decoding processes (0 decodes in the main process).",
+                                                   show_default="0 on a CPU of 2 cores or fewer (the backbones "
+                                                                "use both), else 1")] = None,
     size: Annotated[int, typer.Option(min=32, help="Crop side in pixels (Hara's models: 112).")] = 112,
     crop: Annotated[Crop, typer.Option(help="face: a still box around the detected face (centre crop where none is "
                                             "found); landmarks: the same box from OpenFace landmark files "
