@@ -40,6 +40,12 @@ class Dataset(Choice):
     manifest = "manifest"  # a CSV or JSONL of path,label,speaker (--manifest FILE)
 
 
+class Source(Choice):
+    """What ``avemo fetch`` downloads."""
+
+    ravdess = "ravdess"  # the RAVDESS audio-visual zips from Zenodo (and its landmarks on request)
+
+
 class Crop(Choice):
     """Which region of the frame the snippets show, and how it is found.
 

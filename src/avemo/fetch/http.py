@@ -1,0 +1,163 @@
+"""Downloads that survive what long downloads meet: resumed where they stopped (HTTP Range) after Ctrl-C, a
+killed process or a dropped connection; retried with back-off on server errors and timeouts; checked against
+the checksum the source publishes, fetched once more if they fail it; written whole or not at all.
+
+Written on the standard library (urllib, TLS verified by default) rather than pooch: pooch downloads every
+attempt from the first byte into a new temporary file (``HTTPDownloader`` opens its output ``"w+b"``), which
+cannot resume the multi-gigabyte archives of the datasets, and it needs requests besides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from avemo.errors import AvemoError
+from avemo.files import FULL, DiskFullError
+
+CHUNK = 1 << 20
+USER_AGENT = "avemo (https://github.com/avemo; dataset fetcher)"
+
+
+class FetchError(AvemoError):
+    """A download that cannot be done; the message names the file or source and what to do."""
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A file a source publishes: its name, where it is, and what it must be."""
+
+    name: str
+    url: str
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+    def check(self, path: Path) -> str:
+        """'' when ``path`` is this file, else what differs."""
+        size = path.stat().st_size
+        if self.size is not None and size != self.size:
+            return f"{size} bytes, not the {self.size} published"
+        for algorithm, expected in (("md5", self.md5), ("sha256", self.sha256)):
+            if expected:
+                digest = hashlib.new(algorithm)
+                with path.open("rb") as handle:
+                    while block := handle.read(CHUNK):
+                        digest.update(block)
+                if digest.hexdigest() != expected.lower():
+                    return f"{algorithm} {digest.hexdigest()[:12]}..., not the {expected[:12]}... published"
+        return ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How hard to try: attempts per download, the first pause (doubled each time) and the socket timeout."""
+
+    attempts: int = 5
+    pause: float = 2.0
+    timeout: float = 60.0
+
+
+def check_scheme(url: str, explicit: bool) -> None:
+    """https only, unless the user named the server (a mirror, or the tests' loopback server)."""
+    if url.startswith("https://") or (explicit and url.startswith("http://")):
+        return
+    raise FetchError(f"{url}: only https is fetched from a default source; name a plain-http mirror yourself "
+                     "(the option or the environment variable) to use one")
+
+
+def _open(url: str, headers: dict[str, str], timeout: float) -> Any:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **headers})
+    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - the scheme is checked by the caller
+
+
+def get_json(url: str, retry: Retry = Retry()) -> Any:
+    """A JSON document, retried like a download."""
+    import json
+
+    last = ""
+    for attempt in range(retry.attempts):
+        try:
+            with _open(url, {"Accept": "application/json"}, retry.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code < 500 and error.code != 429:
+                raise FetchError(f"{url}: the server answered {error.code} {error.reason}; check the address "
+                                 "(or the mirror)") from None
+            last = f"{error.code} {error.reason}"
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
+            last = str(getattr(error, "reason", error))
+        except ValueError:
+            raise FetchError(f"{url}: the answer is not JSON; is this the right server?") from None
+        if attempt + 1 < retry.attempts:
+            time.sleep(retry.pause * 2 ** attempt)
+    raise FetchError(f"{url}: no answer after {retry.attempts} tries ({last}); check the connection and run the "
+                     "same command again")
+
+
+def download(remote: Remote, target: Path, on_bytes: Callable[[int], None] | None = None,
+             retry: Retry = Retry()) -> int:
+    """Fetch ``remote`` into ``target`` (through ``target.part``, resumed if it is there); returns the bytes
+    received. A file that fails its checksum is fetched once more from the start, then refused."""
+    received = 0
+    for trial in range(2):
+        received += _fetch(remote, target.with_name(target.name + ".part"), on_bytes, retry)
+        part = target.with_name(target.name + ".part")
+        wrong = remote.check(part)
+        if not wrong:
+            os.replace(part, target)
+            return received
+        part.unlink()
+        if trial == 1:
+            raise FetchError(f"{remote.name}: {wrong}, twice; the source or a proxy changes it: try again later "
+                             "or from a mirror")
+    raise AssertionError("unreachable")
+
+
+def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, retry: Retry) -> int:
+    """Bytes from where ``part`` stops to the end, with retries; returns the bytes received."""
+    received, last = 0, ""
+    for attempt in range(retry.attempts):
+        have = part.stat().st_size if part.exists() else 0
+        if remote.size is not None and have >= remote.size:
+            return received
+        try:
+            with _open(remote.url, {"Range": f"bytes={have}-"} if have else {}, retry.timeout) as response:
+                if have and response.status != 206:  # the server ignored the range: start again
+                    have = 0
+                with part.open("r+b" if have else "wb") as out:
+                    out.seek(have)
+                    out.truncate()
+                    while block := response.read(CHUNK):
+                        out.write(block)
+                        received += len(block)
+                        if on_bytes is not None:
+                            on_bytes(len(block))
+            if remote.size is None or part.stat().st_size >= remote.size:
+                return received
+            last = "the connection closed early"
+        except urllib.error.HTTPError as error:
+            if error.code == 416 and have:  # nothing after what we have: the file is whole (or longer)
+                return received
+            if error.code < 500 and error.code not in (408, 429):
+                raise FetchError(f"{remote.name}: the server answered {error.code} {error.reason} for {remote.url}; "
+                                 "check the address (or the mirror)") from None
+            last = f"{error.code} {error.reason}"
+        except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError) as error:
+            last = str(getattr(error, "reason", error)) or type(error).__name__
+        except OSError as error:
+            if error.errno in FULL:  # what arrived stays: the same command goes on once there is space
+                raise DiskFullError(error.errno, f"{FULL[error.errno]} while writing it; free space and run the same "
+                                    "command again (what arrived is kept)", str(part)) from None
+            last = str(error)
+        if attempt + 1 < retry.attempts:
+            time.sleep(retry.pause * 2 ** attempt)
+    raise FetchError(f"{remote.name}: stopped after {retry.attempts} tries ({last}); what arrived is kept in {part}: "
+                     "run the same command again to go on")
