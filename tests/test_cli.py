@@ -23,6 +23,7 @@ runner = CliRunner()
     ("synth", ["<h264|vp9>", "<drawn|real>", "--long"]),
     ("timeline", ["the mean duration of its cache's clips, or 3.0", "[default: one snippet: the window / 6", "<auto|cpu|cuda>"]),
     ("export", ["<fp32|fp16>"]),
+    ("fetch", ["DATASET <ravdess>", "[default: AVEMO_ZENODO_URL, else https://zenodo.org]"]),
 ])
 def test_help_lists_choices_and_real_defaults(command, shown):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
@@ -32,7 +33,7 @@ def test_help_lists_choices_and_real_defaults(command, shown):
     assert "<bool>" not in result.output and "list[" not in result.output
 
 
-COMMANDS = ["synth", "extract", "export", "inspect", "train", "evaluate", "predict", "timeline", "bench", "demo",
+COMMANDS = ["fetch", "synth", "extract", "export", "inspect", "train", "evaluate", "predict", "timeline", "bench", "demo",
             "doctor"]
 
 
