@@ -161,3 +161,8 @@ def test_two_ranks_share_the_videos_of_a_timeline_and_report_them_all(fusion_cac
         assert [w["start"] for w in a] == [w["start"] for w in b] == [0, 1, 2]
         for wa, wb in zip(a, b):
             assert wb["probabilities"] == pytest.approx(wa["probabilities"], abs=2e-3)
+    # one video: one rank does it, and every rank shows its timeline (rank 0 prints it)
+    single = subprocess.run(torchrun("timeline", str(videos[0]), *args, "--out", str(tmp_path / "single")), env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stdout + single.stderr
+    assert [w["start"] for w in json.loads(single.stdout)["windows"]] == [0, 1, 2]

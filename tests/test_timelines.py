@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -176,3 +177,24 @@ def test_many_videos_in_one_call_load_the_models_once_and_a_bad_video_stops_only
     assert [d["video"] for d in data] == [str(first), str(missing)]
     assert data[0]["windows"] == 7 and data[0]["error"] is None and "no such file" in data[1]["error"]
     assert sum(data[0]["shares"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_a_video_refused_leaves_its_folder_as_it_was_and_two_videos_never_share_one(quick_run, long_clip, tmp_path):
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(long_clip.read_bytes())
+    first = runner.invoke(app, ["timeline", str(video), "--run", str(quick_run), *FAST])
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "talk-timeline"
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    solid_clip(video, (90, 90, 90), seconds=1, size=(96, 72), audio=np.zeros(48000, np.float32))  # now 1 s long
+    again = runner.invoke(app, ["timeline", str(video), "--run", str(quick_run), *FAST])
+    assert again.exit_code == 2 and "shorter than one 3.00 s window" in " ".join(again.output.split())
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before  # the earlier timeline is intact
+    twice = runner.invoke(app, ["timeline", str(long_clip), str(long_clip.parent / "." / long_clip.name), "--run",
+                                str(quick_run), *FAST])
+    assert twice.exit_code == 2 and "the same video twice" in twice.output
+    other = tmp_path / "talk.mov"
+    other.write_bytes(long_clip.read_bytes())
+    clash = runner.invoke(app, ["timeline", str(video), str(other), "--run",
+                                str(quick_run), *FAST])
+    assert clash.exit_code == 2 and "--out DIR" in clash.output

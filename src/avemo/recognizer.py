@@ -329,7 +329,7 @@ class Recognizer:
         for prepared in read_ahead(windows, 2 * batch_size) if overlap else windows:
             if prepared.video is None:
                 flush()  # keep the windows in time order
-                add(Window(prepared.start, prepared.end, error=prepared.error))
+                add(Window(prepared.start, prepared.end, box=prepared.box, error=prepared.error))
                 continue
             batch.append(prepared)
             if len(batch) >= batch_size:

@@ -2,7 +2,8 @@
 filled as its windows finish, stopped runs resumed, and the videos shared among torchrun ranks.
 
 A video the run cannot read (missing, no soundtrack for an audio-visual run, shorter than one window) gets its
-one-line error and the others go on; its folder is left as it was. Errors of the set-up (the run, the device,
+one-line error and the others go on; its folder is left as it was (a folder changes with a video's first new
+window). Errors of the set-up (the run, the device,
 a full disk) stop the job.
 """
 
@@ -110,9 +111,14 @@ def run_timelines(job: TimelineJob, on_start: Callable[[float], None] | None = N
     if not job.videos:
         raise SetupError("give at least one VIDEO")
     folders = job.folders()
-    doubles = {f for f in folders if folders.count(f) > 1}
-    if doubles:
-        raise SetupError(f"{sorted(doubles)[0]}: two videos would write there; give each video once")
+    where = [f.resolve() for f in folders]
+    for i, folder in enumerate(where):
+        if where.count(folder) > 1:
+            j = where.index(folder, i + 1)
+            same = job.videos[i].resolve() == job.videos[j].resolve()
+            raise SetupError(f"{job.videos[i]} and {job.videos[j]}: " + (
+                "the same video twice; give it once" if same else
+                f"both would write {folders[i]}; give --out DIR (a folder per video inside it)"))
     run = Run(job.run)
     device = RuntimeRequest(device=job.device).resolve().device
     world = join(device)
@@ -167,11 +173,12 @@ def _one(job: TimelineJob, rec: Recognizer, result: VideoTimeline, checkpoints: 
         plan.windows = kept
         timeline = plan
     else:
-        folder.start(plan, source, kept)
         if kept:
             progress(kept[-1].end)
 
         def finished_window(w: Window) -> None:
+            if not folder.live:  # the folder changes with the first new window, not before
+                folder.start(plan, source, kept)
             folder.add(w)
             progress(min(w.end, result.seconds) if result.seconds else w.end)
 
@@ -179,8 +186,6 @@ def _one(job: TimelineJob, rec: Recognizer, result: VideoTimeline, checkpoints: 
             timeline = rec.timeline(result.video, window=job.window, hop=job.hop, batch_size=job.batch_size,
                                     on_window=finished_window, done=kept)
         except VIDEO_ERRORS as error:  # unreadable after all (no frames decoded, shorter than one window)
-            if not kept:
-                folder.abandon()
             result.error = str(error)
             return
         finally:
@@ -196,8 +201,9 @@ def _one(job: TimelineJob, rec: Recognizer, result: VideoTimeline, checkpoints: 
 
 def _merge(world: World, summary: TimelinesSummary, folders: list[Path]) -> TimelinesSummary:
     """Every rank's videos, in the order given (told apart by their folders, which are distinct)."""
-    for v in summary.videos:
-        v.timeline = None  # the windows stay in the folders; only the outcome travels
+    if len(folders) > 1:  # the windows stay in the folders; only the outcome travels (one video's timeline is shown)
+        for v in summary.videos:
+            v.timeline = None
     parts = world.gather(summary)
     videos = sorted((v for part in parts for v in part.videos), key=lambda v: folders.index(v.folder))
     return TimelinesSummary(videos, max(p.seconds for p in parts), sum(p.computed for p in parts), len(parts),

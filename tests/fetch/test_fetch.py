@@ -114,6 +114,16 @@ def test_a_corrupted_download_is_fetched_once_more_then_named_and_the_rest_goes_
     assert not list((tmp_path / "b" / ".avemo-fetch").glob("*.part"))
 
 
+def test_a_listing_cut_short_is_asked_for_again(record, tmp_path, monkeypatch):
+    files, _, _ = record
+    monkeypatch.setattr("avemo.fetch.http.time.sleep", lambda s: None)
+    with Zenodo(RAVDESS_RECORD, files) as server:
+        server.api_drops = 2
+        result = _fetch(tmp_path / "a", "--dry-run", env={"AVEMO_ZENODO_URL": server.url})
+        assert result.exit_code == 0, result.output
+        assert server.api_calls == 3 and len(result.stdout.splitlines()) == 3
+
+
 def test_server_errors_are_retried_with_back_off_then_named(record, tmp_path, monkeypatch):
     files, _, _ = record
     pauses = []
@@ -150,6 +160,10 @@ def test_hostile_archives_are_refused_and_nothing_lands_outside(tmp_path):
         with pytest.raises(FetchError, match="refused") as error:
             safe_unzip(archive, target, limit=1_000_000)
         assert str(archive) in str(error.value)
+    clash = tmp_path / "clash.zip"  # a file, then a folder of the same name
+    clash.write_bytes(_zip({"Actor_09": b"x", "Actor_09/a.mp4": b"y"}))
+    with pytest.raises(FetchError, match="clash.zip: cannot"):
+        safe_unzip(clash, tmp_path / "other", limit=1_000_000)
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil-absolute.txt").exists()
     assert not list(target.rglob("*")) or all(p.is_dir() for p in target.rglob("*"))
     # a bomb whose sizes lie is stopped while it is written

@@ -27,6 +27,7 @@ class Zenodo:
         self.served: dict[str, int] = {name: 0 for name in files}  # bytes sent per file
         self.ranges: list[tuple[str, str]] = []  # (file, Range header or "")
         self.api_calls = 0
+        self.api_drops = 0  # the next N answers of the records API stop half-way
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +47,13 @@ class Zenodo:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
+                    if server.api_drops:
+                        server.api_drops -= 1
+                        self.wfile.write(body[:len(body) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     self.wfile.write(body)
                     return
                 prefix = f"/records/{server.record}/files/"

@@ -38,14 +38,15 @@ def fetch(
     A download stopped by Ctrl-C, a killed process or a dropped connection goes on where it stopped when the
     same command runs again; a file that fails its checksum is fetched once more, then named; server errors and
     timeouts are retried with back-off. Archives are unpacked without writing outside DIR. Running the command
-    again fetches nothing that is done. Exit code 0 when all is there, 3 when some files failed (each named).
+    again fetches nothing that is done. Exit code 0 when all is there, 3 when some files failed (each named), 1
+    when none of those left could be fetched.
     """
     from avemo.fetch import plan, run_fetch
     from avemo.fetch.datasets import ravdess, zenodo_base
 
     base, _ = zenodo_base(zenodo_url)
     dataset = ravdess(base, speech=speech, song=song, landmarks=landmarks)
-    todo = plan(dataset, folder)
+    todo = plan(dataset, folder, keep_archives)
     left = [p for p in todo.parts if not p.done]
     note(f"{dataset.name} from {dataset.source}: {len(todo.parts)} files, {len(left)} to fetch "
          f"({_size(todo.to_download)} to download); {_size(todo.needs)} of disk needed, {_size(todo.free)} free "
@@ -74,7 +75,7 @@ def fetch(
             if why:
                 progress.line(f"[red]{escape(name)}[/]: {escape(why)}")
 
-        summary = run_fetch(todo, keep_archives=keep_archives, on_file=on_file, on_bytes=on_bytes, on_done=on_done)
+        summary = run_fetch(todo, on_file=on_file, on_bytes=on_bytes, on_done=on_done)
     note(f"{len(summary.fetched)} files fetched and unpacked into {folder} ({_size(summary.received)} downloaded)"
          + (f"; {len(summary.failed)} failed: run the same command again to retry them" if summary.failed else "")
          + f". Next: avemo extract {folder} --cache CACHE")

@@ -47,7 +47,8 @@ def timeline(
     settings, every window and a summary: share of time per emotion, segments, windows not decoded) and
     timeline.png. The backbones load once for all videos; under torchrun the videos are shared among the ranks.
     A window that cannot be decoded is marked and the rest goes on; so does a video that cannot be read. Exit
-    code 0 when all went well, 3 when some windows or videos failed, 1 when none could be read.
+    code 0 when all went well, 3 when some windows or videos failed, 1 when none could be read (2 when the one
+    video given is refused).
     """
     from avemo.timelines import TimelineJob, run_timelines
 
@@ -62,7 +63,7 @@ def timeline(
         def advanced(seconds: float, video) -> None:
             current[:] = [video]
             elapsed = time.perf_counter() - start
-            progress.advance(done=round(seconds), status=f"{escape(video.video.name)}, "
+            progress.advance(done=min(round(seconds), progress.total or 0), status=f"{escape(video.video.name)}, "
                              f"{seconds / elapsed:.2f} s of video per s" if elapsed > 0 else "")
 
         def finished(video) -> None:

@@ -40,12 +40,14 @@ class FetchPlan:
     def to_download(self) -> int:
         return sum(p.to_download for p in self.parts)
 
+    keep_archives: bool = False
+
     @property
     def needs(self) -> int:
-        """Bytes of disk the rest needs: what is left to download, and room to unpack the largest archive
-        beside it (each archive is deleted once unpacked)."""
-        todo = [p for p in self.parts if not p.done]
-        return self.to_download + max((p.part.remote.size or 0 for p in todo), default=0)
+        """Bytes of disk the rest needs: what is left to download, and room to unpack it (each archive is
+        deleted once unpacked, unless kept: then room for all of them unpacked)."""
+        todo = [p.part.remote.size or 0 for p in self.parts if not p.done]
+        return self.to_download + (sum(todo) if self.keep_archives else max(todo, default=0))
 
 
 @dataclass
@@ -56,21 +58,21 @@ class FetchSummary:
     received: int = 0  # bytes over the network
 
 
-def plan(dataset: Dataset, folder: Path) -> FetchPlan:
+def plan(dataset: Dataset, folder: Path, keep_archives: bool = False) -> FetchPlan:
     parts = []
     for part in dataset.parts:
         archive = _archive(folder, part)
         partial = archive.with_name(archive.name + ".part")
         have = archive.stat().st_size if archive.exists() else partial.stat().st_size if partial.exists() else 0
         parts.append(PlannedPart(part, unpacked_marker(folder, part).is_file(), have))
-    return FetchPlan(dataset, folder, parts, free_bytes(folder))
+    return FetchPlan(dataset, folder, parts, free_bytes(folder), keep_archives)
 
 
 def _archive(folder: Path, part: Part) -> Path:
     return folder / ".avemo-fetch" / part.remote.name
 
 
-def run_fetch(fetch_plan: FetchPlan, retry: Retry = Retry(), keep_archives: bool = False,
+def run_fetch(fetch_plan: FetchPlan, retry: Retry = Retry(),
               on_file: Callable[[str, int], None] | None = None, on_bytes: Callable[[int], None] | None = None,
               on_done: Callable[[str, str], None] | None = None) -> FetchSummary:
     """Download, check and unpack every part not done yet. A part that fails is named in the summary and the
@@ -99,7 +101,7 @@ def run_fetch(fetch_plan: FetchPlan, retry: Retry = Retry(), keep_archives: bool
                 on_done(part.remote.name, str(error))
             continue
         atomic_write(unpacked_marker(folder, part), f"md5 {part.remote.md5}\n".encode())
-        if not keep_archives:
+        if not fetch_plan.keep_archives:
             archive.unlink(missing_ok=True)
         summary.fetched.append(part.remote.name)
         if on_done is not None:

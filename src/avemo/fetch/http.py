@@ -10,6 +10,7 @@ cannot resume the multi-gigabyte archives of the datasets, and it needs requests
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
 import time
@@ -92,8 +93,8 @@ def get_json(url: str, retry: Retry = Retry()) -> Any:
                 raise FetchError(f"{url}: the server answered {error.code} {error.reason}; check the address "
                                  "(or the mirror)") from None
             last = f"{error.code} {error.reason}"
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
-            last = str(getattr(error, "reason", error))
+        except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as error:
+            last = str(getattr(error, "reason", error)) or type(error).__name__
         except ValueError:
             raise FetchError(f"{url}: the answer is not JSON; is this the right server?") from None
         if attempt + 1 < retry.attempts:
@@ -122,9 +123,11 @@ def download(remote: Remote, target: Path, on_bytes: Callable[[int], None] | Non
 
 
 def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, retry: Retry) -> int:
-    """Bytes from where ``part`` stops to the end, with retries; returns the bytes received."""
-    received, last = 0, ""
-    for attempt in range(retry.attempts):
+    """Bytes from where ``part`` stops to the end, with retries (counted afresh whenever bytes arrived); returns
+    the bytes received."""
+    received, last, attempt = 0, "", -1
+    while (attempt := attempt + 1) < retry.attempts:
+        before = received
         have = part.stat().st_size if part.exists() else 0
         if remote.size is not None and have >= remote.size:
             return received
@@ -143,6 +146,8 @@ def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, r
             if remote.size is None or part.stat().st_size >= remote.size:
                 return received
             last = "the connection closed early"
+            if received > before:
+                attempt = -1  # progress: the next drop starts the count again
         except urllib.error.HTTPError as error:
             if error.code == 416 and have:  # nothing after what we have: the file is whole (or longer)
                 return received
@@ -150,14 +155,17 @@ def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, r
                 raise FetchError(f"{remote.name}: the server answered {error.code} {error.reason} for {remote.url}; "
                                  "check the address (or the mirror)") from None
             last = f"{error.code} {error.reason}"
-        except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError) as error:
+        except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError,
+                http.client.HTTPException) as error:  # IncompleteRead: the connection dropped inside a body
             last = str(getattr(error, "reason", error)) or type(error).__name__
+            if received > before:
+                attempt = -1
         except OSError as error:
             if error.errno in FULL:  # what arrived stays: the same command goes on once there is space
                 raise DiskFullError(error.errno, f"{FULL[error.errno]} while writing it; free space and run the same "
                                     "command again (what arrived is kept)", str(part)) from None
             last = str(error)
         if attempt + 1 < retry.attempts:
-            time.sleep(retry.pause * 2 ** attempt)
+            time.sleep(retry.pause * 2 ** max(attempt, 0))
     raise FetchError(f"{remote.name}: stopped after {retry.attempts} tries ({last}); what arrived is kept in {part}: "
                      "run the same command again to go on")

@@ -12,6 +12,7 @@ from zlib import error as zlib_error
 from pathlib import Path, PurePosixPath
 
 from avemo.fetch.http import FetchError
+from avemo.files import FULL, DiskFullError
 
 CHUNK = 1 << 20
 
@@ -53,10 +54,14 @@ def safe_unzip(archive: Path, target: Path, limit: int) -> list[Path]:
                              f"the {limit / 1e9:.1f} GB allowed; refused (nothing unpacked)")
         for info in members:
             path = root / _member_path(info.filename)
-            if info.is_dir():
-                path.mkdir(parents=True, exist_ok=True)
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if info.is_dir():
+                    path.mkdir(parents=True, exist_ok=True)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # e.g. a file and a folder of one name
+                raise FetchError(f"{archive}: cannot make the folder for {info.filename!r} in {target} ({error}); "
+                                 "refused") from None
             if path.is_file() and path.stat().st_size == info.file_size:
                 files.append(path)
                 continue
@@ -74,6 +79,15 @@ def safe_unzip(archive: Path, target: Path, limit: int) -> list[Path]:
                 tmp.unlink(missing_ok=True)
                 raise FetchError(f"{archive}: damaged at {info.filename!r} ({error}); delete it and run the same "
                                  "command again") from None
+            except (RuntimeError, NotImplementedError) as error:  # encrypted, or a compression zipfile lacks
+                tmp.unlink(missing_ok=True)
+                raise FetchError(f"{archive}: cannot unpack {info.filename!r} ({error}); refused") from None
+            except OSError as error:
+                tmp.unlink(missing_ok=True)
+                if error.errno in FULL:
+                    raise DiskFullError(error.errno, f"{FULL[error.errno]} while unpacking {archive.name}; free "
+                                        "space and run the same command again", str(path)) from None
+                raise FetchError(f"{archive}: cannot write {info.filename!r} into {target} ({error}); refused") from None
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

@@ -186,8 +186,8 @@ class WindowStream:
         try:
             clip, segs, box = cut_clip(self.video, self.audio, frames, index, coded, samples, centres, self.path,
                                        box)
-        except ClipError as err:
-            return PreparedWindow(start, end, error=f"{err.reason}; {err.hint}" if err.hint else err.reason)
+        except ClipError as err:  # its box stays with it: the next window's still-face check started from it
+            return PreparedWindow(start, end, box=box, error=f"{err.reason}; {err.hint}" if err.hint else err.reason)
         times = np.asarray(self.kept_times)[used][index]
         regions = box.snippet_boxes(len(index)) if not self.video.crop_mode.fixed else [None] * len(index)
         keys = [(tuple(np.round(t, 6)), area) for t, area in zip(times.tolist(), regions)]
@@ -291,8 +291,8 @@ class WindowStream:
 def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
     """``items``, produced by a thread that runs up to ``depth`` items ahead of the consumer: the decoding,
     face finding and cutting of the next windows (mostly in C: PyAV, the detector, NumPy) overlap the
-    backbones' work on the current ones. An exception of the producer (Ctrl-C included) reaches the consumer
-    in its place; a consumer that stops early stops the producer."""
+    backbones' work on the current ones. An exception of the producer reaches the consumer in its place (Ctrl-C
+    reaches the consumer itself, the main thread); a consumer that stops early stops the producer."""
     box: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

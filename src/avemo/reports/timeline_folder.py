@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,6 @@ class TimelineFolder:
         self.path = Path(path)
         self._csv: TextIO | None = None
         self._jsonl: TextIO | None = None
-        self.created = False
 
     def __repr__(self) -> str:
         return f"TimelineFolder({str(self.path)!r})"
@@ -127,20 +127,28 @@ class TimelineFolder:
         return {"path": str(timeline.path), "classes": timeline.classes, "window": timeline.window,
                 "window_source": timeline.window_source, "hop": timeline.hop, "audio": timeline.audio}
 
+    @property
+    def live(self) -> bool:
+        """Whether ``start`` has opened the live files."""
+        return self._csv is not None
+
     def start(self, timeline: Timeline, source: Source, kept: list[Window]) -> None:
-        """Begin the live files: the settings, marked running, and the rows of ``kept`` (a resumed run's)."""
-        self.created = not self.path.exists()
+        """Begin the live files: the settings, marked running, and the rows of ``kept`` (a resumed run's),
+        each file replaced whole, so that a stop here loses none of the kept rows."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self._classes = timeline.classes
+        rows = io.StringIO()
+        writer = csv.writer(rows, lineterminator="\n")
+        writer.writerow(csv_header(timeline.classes))
+        writer.writerows(csv_row(timeline.classes, w) for w in kept)
+        atomic_write(self.path / CSV, rows.getvalue().encode())
+        atomic_write(self.path / JSONL, "".join(json.dumps(window_record(timeline.classes, w)) + "\n"
+                                                for w in kept).encode())
         state = {"status": RUNNING, **self._settings(timeline), "source": source.to_json()}
         atomic_write(self.path / JSON, json.dumps(state, indent=1).encode())
-        self._csv = (self.path / CSV).open("w", newline="")
-        self._jsonl = (self.path / JSONL).open("w")
+        self._csv = (self.path / CSV).open("a", newline="")
+        self._jsonl = (self.path / JSONL).open("a")
         self._rows_writer = csv.writer(self._csv, lineterminator="\n")
-        self._rows_writer.writerow(csv_header(timeline.classes))
-        self._classes = timeline.classes
-        for w in kept:
-            self._write(w)
-        self._flush()
 
     def add(self, w: Window) -> None:
         """One finished window, on disk now."""
@@ -160,17 +168,6 @@ class TimelineFolder:
             if handle is not None:
                 handle.close()
         self._csv = self._jsonl = None
-
-    def abandon(self) -> None:
-        """Remove what ``start`` made, for a video refused before its first window."""
-        self.close()
-        for file in self.files:
-            file.unlink(missing_ok=True)
-        if self.created:
-            try:
-                self.path.rmdir()
-            except OSError:
-                pass
 
     def finish(self, timeline: Timeline, source: Source) -> list[Path]:
         """The whole timeline, written atomically: the CSV, the JSON Lines, the JSON (done) and the plot."""
