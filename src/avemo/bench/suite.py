@@ -548,6 +548,7 @@ def bench_timeline(config: BenchConfig, work: Path, on_progress: Callable[[str],
     rows = [("one after the other", False), ("decoding in a thread alongside the backbones", True)]
     if seconds > 300:  # a long clip (the one-hour memory figure): the default way only, once
         rows = rows[1:]
+        section.baseline = "none: the default way only, once, on a long clip"
     warm = work / "warm-up.mp4"
     synthesize_long(warm, 10, seed=1, config=SynthConfig(width=640, height=360))
     rec.timeline(warm)  # the first calls build the kernels; not timed
