@@ -156,7 +156,7 @@ def test_many_videos_in_one_call_load_the_models_once_and_a_bad_video_stops_only
     assert "Traceback" not in result.output
     text = " ".join(result.output.split())
     assert "silent.mp4: has no audio track" in text and "missing.mp4: no such file" in text
-    assert "2 of 4 videos" in text
+    assert "2 of 4 videos read" in text
     folders = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert folders == ["a-talk-timeline", "b-talk-timeline"]  # nothing for the videos that could not be read
     one = json.loads((tmp_path / "out" / "a-talk-timeline" / "timeline.json").read_text())
@@ -190,9 +190,10 @@ def test_a_video_refused_leaves_its_folder_as_it_was_and_two_videos_never_share_
     again = runner.invoke(app, ["timeline", str(video), "--run", str(quick_run), *FAST])
     assert again.exit_code == 2 and "shorter than one 3.00 s window" in " ".join(again.output.split())
     assert {f.name: f.read_bytes() for f in folder.iterdir()} == before  # the earlier timeline is intact
-    twice = runner.invoke(app, ["timeline", str(long_clip), str(long_clip.parent / "." / long_clip.name), "--run",
-                                str(quick_run), *FAST])
-    assert twice.exit_code == 2 and "the same video twice" in twice.output
+    for out in ([], ["--out", str(tmp_path / "o")]):  # beside the video, or each in its own folder under --out
+        twice = runner.invoke(app, ["timeline", str(long_clip), str(long_clip.parent / "." / long_clip.name), "--run",
+                                    str(quick_run), *FAST, *out])
+        assert twice.exit_code == 2 and "the same video twice" in twice.output
     other = tmp_path / "talk.mov"
     other.write_bytes(long_clip.read_bytes())
     clash = runner.invoke(app, ["timeline", str(video), str(other), "--run",

@@ -110,6 +110,11 @@ def run_timelines(job: TimelineJob, on_start: Callable[[float], None] | None = N
     started = time.perf_counter()
     if not job.videos:
         raise SetupError("give at least one VIDEO")
+    seen: dict[Path, Path] = {}
+    for video in job.videos:
+        earlier = seen.setdefault(video.resolve(), video)
+        if earlier is not video:
+            raise SetupError(f"{earlier} and {video}: the same video twice; give it once")
     folders = job.folders()
     where = [f.resolve() for f in folders]
     for i, folder in enumerate(where):

@@ -138,13 +138,14 @@ def _many_videos(summary, as_json: bool) -> None:
             table.add_column(column)
         for v in summary.videos:
             top = next(iter(v.shares.items()), None)
-            table.add_row(escape(str(v.video)), f"{v.seconds:.1f}", str(v.windows) if v.ok else "-",
+            # names, not paths: the errors were named in full above, the folders are beside or inside --out
+            table.add_row(escape(v.video.name), f"{v.seconds:.1f}", str(v.windows) if v.ok else "-",
                           str(v.not_decoded) if v.ok else "-",
                           f"{top[0]} {top[1]:.0%}" if top else ("[red]not read[/]" if not v.ok else "-"),
-                          escape(str(v.folder)) if v.ok else escape(v.error))
+                          escape(v.folder.name) if v.ok else "-")
         out.print(table)
     ok = [v for v in summary.videos if v.ok]
     ranks = f" on {summary.ranks} torchrun ranks" if summary.ranks > 1 else ""
-    note(f"{len(ok)} of {len(summary.videos)} videos; {summary.computed:.0f} s of video in {summary.seconds:.0f} s"
+    note(f"{len(ok)} of {len(summary.videos)} videos read; {summary.computed:.0f} s of video in {summary.seconds:.0f} s"
          f"{ranks} ({summary.rate:.2f} s of video per s)"
          + (f"; {sum(v.kept for v in ok)} windows kept from stopped runs" if any(v.kept for v in ok) else ""))
