@@ -137,7 +137,7 @@ def extract_and_show(cache: Path, extraction: Callable[[Callable, Callable], Ext
           if crop == Crop.landmarks else []),
         ("time", f"{summary.seconds:.1f} s, of which set-up {summary.setup_seconds:.1f} s "
                  f"({summary.clips_per_second:.2f} clips/s)"),
-        ("decoding (workers, summed)", f"{summary.decode_seconds:.1f} s"),
+        ("decoding (summed over clips)", f"{summary.decode_seconds:.1f} s"),
         ("backbones", f"{summary.backbone_seconds:.1f} s on {summary.backend}/{summary.device}"),
     ]
     for key, value in rows:
