@@ -63,10 +63,6 @@ class TimelineFolder:
     def __repr__(self) -> str:
         return f"TimelineFolder({str(self.path)!r})"
 
-    @property
-    def files(self) -> list[Path]:
-        return [self.path / CSV, self.path / JSONL, self.path / JSON, self.path / PNG]
-
     # -- resuming ----------------------------------------------------------------------------------------
 
     def resume(self, timeline: Timeline, source: Source) -> tuple[list[Window], bool]:
