@@ -44,6 +44,24 @@ class Source(Choice):
     """What ``avemo fetch`` downloads."""
 
     ravdess = "ravdess"  # the RAVDESS audio-visual zips from Zenodo (and its landmarks on request)
+    cremad = "cremad"  # CREMA-D's clips and sound from its Git LFS repository on GitHub
+    weights = "weights"  # the backbones' pretrained weights (Hara et al.'s Google Drive, torchvision)
+
+
+class VideoRelease(Choice):
+    """Which of Hara et al.'s Kinetics 3D ResNet-101 checkpoints ``avemo fetch weights`` takes."""
+
+    hara2017 = "hara2017"  # resnet-101-kinetics.pth, Kinetics-400 (the paper's)
+    hara2020_k700 = "hara2020-k700"  # r3d101_K_200ep.pth, Kinetics-700
+    hara2020_km = "hara2020-km"  # r3d101_KM_200ep.pth, Kinetics-700 + Moments in Time
+    none = "none"
+
+
+class AudioRelease(Choice):
+    """Which ResNet-18 ``avemo fetch weights`` takes."""
+
+    imagenet = "imagenet"  # torchvision's resnet18-f37072fd.pth
+    none = "none"
 
 
 class Crop(Choice):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from avemo.choices import Source
+from avemo.choices import AudioRelease, Source, VideoRelease
 from avemo.cli.shared import Reporter, command, err, note
 
 
@@ -18,66 +18,123 @@ def _size(n: int) -> str:
 
 @command
 def fetch(
-    source: Annotated[Source, typer.Argument(metavar="DATASET", help="What to fetch.")],
-    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder for the dataset (made if needed); give it to "
-                                                             "avemo extract.")],
+    source: Annotated[Source, typer.Argument(metavar="WHAT", help="ravdess, cremad, or the backbones' weights.")],
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder for it (made if needed); give a dataset's "
+                                                             "to avemo extract.")],
     speech: Annotated[bool, typer.Option("--speech/--no-speech", help="RAVDESS: the speech clips (1440).")] = True,
     song: Annotated[bool, typer.Option("--song/--no-song", help="RAVDESS: the song clips (1012).")] = True,
     landmarks: Annotated[bool, typer.Option("--landmarks", help="RAVDESS: the OpenFace landmarks too (into "
                                                                "DIR/FacialTracking).")] = False,
+    wav: Annotated[bool, typer.Option("--wav/--no-wav", help="CREMA-D: the soundtracks as WAV (AudioWAV/).")] = True,
+    mp3: Annotated[bool, typer.Option("--mp3", help="CREMA-D: the soundtracks as MP3 too (AudioMP3/).")] = False,
+    video: Annotated[VideoRelease, typer.Option(help="weights: Hara et al.'s 3D ResNet-101 checkpoint.")] =
+    VideoRelease.hara2017,
+    audio: Annotated[AudioRelease, typer.Option(help="weights: the audio ResNet-18.")] = AudioRelease.imagenet,
     zenodo_url: Annotated[Optional[str], typer.Option(help="A Zenodo mirror: the root of its records API (plain http "
                                                            "only when named here or in AVEMO_ZENODO_URL).",
                                                       show_default="AVEMO_ZENODO_URL, else https://zenodo.org")] = None,
+    github_url: Annotated[Optional[str], typer.Option(help="A GitHub mirror serving URL/api, URL/raw and URL/media.",
+                                                      show_default="AVEMO_GITHUB_URL, else GitHub's hosts")] = None,
+    gdrive_url: Annotated[Optional[str], typer.Option(help="A Google Drive mirror.", show_default="AVEMO_GDRIVE_URL, "
+                                                      "else https://drive.google.com")] = None,
+    torchvision_url: Annotated[Optional[str], typer.Option(help="A mirror of torchvision's weights.",
+                                                           show_default="AVEMO_TORCHVISION_URL, else "
+                                                           "https://download.pytorch.org/models")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be fetched, its size and the disk "
                                                             "space needed; fetch nothing.")] = False,
-    keep_archives: Annotated[bool, typer.Option("--keep-archives", help="Keep each zip after unpacking it (in "
-                                                                       "DIR/.avemo-fetch).")] = False,
+    keep_archives: Annotated[bool, typer.Option("--keep-archives", help="RAVDESS: keep each zip after unpacking it "
+                                                                       "(in DIR/.avemo-fetch).")] = False,
 ) -> None:
-    """Download a dataset's archives, check each against the checksum its source publishes, and unpack them.
+    """Download a dataset or the backbones' weights, check each file against the checksum its source publishes,
+    and put it where avemo reads it.
 
-    A download stopped by Ctrl-C, a killed process or a dropped connection goes on where it stopped when the
-    same command runs again; a file that fails its checksum is fetched once more, then named; server errors and
-    timeouts are retried with back-off. Archives are unpacked without writing outside DIR. Running the command
-    again fetches nothing that is done. Exit code 0 when all is there, 3 when some files failed (each named), 1
-    when none of those left could be fetched.
+    RAVDESS comes from Zenodo (MD5s from its records API), CREMA-D from its Git LFS repository on GitHub
+    (SHA-256s from the LFS pointers), the weights from Hara et al.'s Google Drive folder (no published checksum:
+    the SHA-256 is printed) and download.pytorch.org (the file name carries its hash). A download stopped by
+    Ctrl-C, a killed process or a dropped connection goes on where it stopped when the same command runs again;
+    a file that fails its checksum is fetched once more, then named; server errors and timeouts are retried with
+    back-off. Archives are unpacked without writing outside DIR. Running the command again fetches nothing that
+    is done. Exit code 0 when all is there, 3 when some files failed (each named), 1 when none of those left
+    could be fetched.
     """
-    from avemo.fetch import plan, run_fetch
-    from avemo.fetch.datasets import ravdess, zenodo_base
+    from avemo.fetch import fetch_all, sha256_lines
 
-    base, _ = zenodo_base(zenodo_url)
-    dataset = ravdess(base, speech=speech, song=song, landmarks=landmarks)
-    todo = plan(dataset, folder, keep_archives)
-    left = [p for p in todo.parts if not p.done]
-    note(f"{dataset.name} from {dataset.source}: {len(todo.parts)} files, {len(left)} to fetch "
-         f"({_size(todo.to_download)} to download); {_size(todo.needs)} of disk needed, {_size(todo.free)} free "
-         f"at {folder}")
-    if dry_run:
-        for p in todo.parts:
-            state = "done" if p.done else f"{_size(p.to_download)} to download" + (
-                f" ({_size(p.have)} already here)" if p.have else "")
-            typer.echo(f"{p.part.remote.name}\t{_size(p.part.remote.size or 0)}\t{state}")  # tab-separated
+    summary = fetch_all(source, folder, speech=speech, song=song, landmarks=landmarks, wav=wav, mp3=mp3,
+                        video=str(video), audio=str(audio), zenodo_url=zenodo_url, github_url=github_url,
+                        gdrive_url=gdrive_url, torchvision_url=torchvision_url, dry_run=dry_run,
+                        keep_archives=keep_archives, show=FetchShow())
+    if summary is None or dry_run:
         return
-    if not left:
-        note(f"nothing to do: every file is in {folder}")
-        return
-    err.print(f"[bold]licence:[/] {escape(dataset.licence)}", highlight=False, soft_wrap=True)
-    with Reporter("fetch", max(1, round(todo.to_download / 1e6)), "MB") as progress:
-        received = [0, 0.0]  # bytes, the last MB reported
-
-        def on_file(name: str, size: int) -> None:
-            progress.line(f"{escape(name)}: {_size(size)}")
-
-        def on_bytes(n: int) -> None:
-            received[0] += n
-            progress.advance(done=min(progress.total or 0, round(received[0] / 1e6)))
-
-        def on_done(name: str, why: str) -> None:
-            if why:
-                progress.line(f"[red]{escape(name)}[/]: {escape(why)}")
-
-        summary = run_fetch(todo, on_file=on_file, on_bytes=on_bytes, on_done=on_done)
-    note(f"{len(summary.fetched)} files fetched and unpacked into {folder} ({_size(summary.received)} downloaded)"
-         + (f"; {len(summary.failed)} failed: run the same command again to retry them" if summary.failed else "")
-         + f". Next: avemo extract {folder} --cache CACHE")
+    if source == Source.weights:
+        for line in sha256_lines(summary.plan):
+            typer.echo(line)
     if summary.failed:
+        left = [p for p in summary.plan.parts if not p.done]
         raise typer.Exit(1 if not summary.fetched and len(summary.failed) == len(left) else 3)
+
+
+class FetchShow:
+    """How a fetch talks to the terminal: the plan on stderr, a progress bar in MB, failures above it."""
+
+    def __init__(self) -> None:
+        self.progress: Reporter | None = None
+
+    def listing(self, what: str, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = Reporter(what, total).__enter__()
+        self.progress.advance(done=done)
+        if done == total:
+            self.progress.__exit__(None, None, None)
+            self.progress = None
+
+    def plan(self, todo, dry_run: bool) -> None:
+        left = [p for p in todo.parts if not p.done]
+        dataset = todo.dataset
+        note(f"{dataset.name} from {dataset.source}: {len(todo.parts)} files, {len(left)} to fetch "
+             f"({_size(todo.to_download)} to download{', and files of unknown size' if any(p.part.remote.size is None for p in left) else ''}); "
+             f"{_size(todo.needs)} of disk needed, {_size(todo.free)} free at {todo.folder}")
+        if dry_run:
+            for p in todo.parts:
+                size = p.part.remote.size
+                state = "done" if p.done else (f"{_size(p.to_download)} to download" if size is not None else
+                                               "to download") + (f" ({_size(p.have)} already here)" if p.have else "")
+                typer.echo(f"{p.part.remote.name}\t{_size(size) if size is not None else '?'}\t{state}")  # tabs
+        elif not left:
+            note(f"nothing to do: every file is in {todo.folder}")
+        else:
+            err.print(f"[bold]licence:[/] {escape(dataset.licence)}", highlight=False, soft_wrap=True)
+
+    def fetching(self, todo):
+        return _FetchBar(todo)
+
+    def summary(self, summary, next_step: str) -> None:
+        note(f"{len(summary.fetched)} files fetched into {summary.plan.folder} ({_size(summary.received)} "
+             "downloaded)" + (f"; {len(summary.failed)} failed: run the same command again to retry them"
+                              if summary.failed else "") + (f". Next: {next_step}" if next_step else ""))
+
+
+class _FetchBar:
+    def __init__(self, todo) -> None:
+        self.one_by_one = todo.dataset.workers <= 1  # a line per file, unless there are thousands at once
+        self.reporter = Reporter("fetch", max(1, round(todo.to_download / 1e6)), "MB")
+        self.received = 0
+
+    def __enter__(self):
+        self.reporter.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.reporter.__exit__(*exc)
+
+    def on_file(self, name: str, size: int) -> None:
+        if self.one_by_one:
+            self.reporter.line(f"{escape(name)}: {_size(size)}")
+
+    def on_bytes(self, n: int) -> None:
+        self.received += n
+        total = self.reporter.total or 0
+        self.reporter.advance(done=min(total, round(self.received / 1e6)))
+
+    def on_done(self, name: str, why: str) -> None:
+        if why:
+            self.reporter.line(f"[red]{escape(name)}[/]: {escape(why)}")
