@@ -90,9 +90,10 @@ class FetchShow:
     def plan(self, todo, dry_run: bool) -> None:
         left = [p for p in todo.parts if not p.done]
         dataset = todo.dataset
+        unknown = sum(p.part.remote.size is None for p in left)  # Drive publishes no sizes
         note(f"{dataset.name} from {dataset.source}: {len(todo.parts)} files, {len(left)} to fetch "
-             f"({_size(todo.to_download)} to download{', and files of unknown size' if any(p.part.remote.size is None for p in left) else ''}); "
-             f"{_size(todo.needs)} of disk needed, {_size(todo.free)} free at {todo.folder}")
+             f"({_size(todo.to_download)} to download" + (f" besides {unknown} of unpublished size" if unknown else "")
+             + f"); {_size(todo.needs)} of disk needed, {_size(todo.free)} free at {todo.folder}")
         if dry_run:
             for p in todo.parts:
                 size = p.part.remote.size

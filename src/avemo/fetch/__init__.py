@@ -183,9 +183,11 @@ def source_dataset(source: str, folder: Path, *, speech: bool = True, song: bool
 
 
 def fetch_all(source: str, folder: Path, *, dry_run: bool = False, keep_archives: bool = False,
-              retry: Retry = Retry(), show: Any = None, **options: Any) -> FetchSummary | None:
+              retry: Retry = Retry(), show: Any = None, next_step: str | None = None,
+              **options: Any) -> FetchSummary | None:
     """List, plan and fetch ``source`` into ``folder`` (options as :func:`source_dataset`); None when there
-    was nothing to do or ``dry_run``. Raises FetchError before any download if the disk is too small."""
+    was nothing to do or ``dry_run``. Raises FetchError before any download if the disk is too small.
+    ``next_step`` is the command the summary suggests (default: the extraction of a dataset)."""
     show = show or Silent()
     dataset = source_dataset(source, folder, retry=retry, show=show, **options)
     todo = plan(dataset, folder, keep_archives)
@@ -194,8 +196,10 @@ def fetch_all(source: str, folder: Path, *, dry_run: bool = False, keep_archives
         return None
     with show.fetching(todo) as bar:
         summary = run_fetch(todo, retry, on_file=bar.on_file, on_bytes=bar.on_bytes, on_done=bar.on_done)
-    show.summary(summary, "" if source == "weights" else f"avemo extract {folder} --cache CACHE"
-                 + (" --dataset cremad" if source == "cremad" else ""))
+    if next_step is None:
+        next_step = "" if source == "weights" else f"avemo extract {folder} --cache CACHE" + (
+            " --dataset cremad" if source == "cremad" else "")
+    show.summary(summary, next_step)
     return summary
 
 
