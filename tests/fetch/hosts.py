@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 class Faults:
     drop_after: list[int] = field(default_factory=list)  # per request, in order: close after this many bytes
     corrupt: int = 0  # the next N full answers have one byte flipped
+    stall: list[tuple[int, float]] = field(default_factory=list)  # per request: (bytes, seconds) to wait after them
 
 
 def pointer(data: bytes) -> bytes:
@@ -36,6 +38,7 @@ class Host:
         self.served: dict[str, int] = {}  # bytes of content sent per file
         self.requests: list[str] = []
         self.faults: dict[str, Faults] = {}
+        self.ranges: list[tuple[str, str]] = []  # (file, its Range header or "")
         self.lock = threading.Lock()
         host = self
 
@@ -78,6 +81,8 @@ class Host:
         """``data`` with HTTP Range (206), and the faults set for ``name``."""
         faults = self.faults.setdefault(name, Faults())
         header = handler.headers.get("Range", "")
+        with self.lock:
+            self.ranges.append((name, header))
         start, end = 0, len(data) - 1
         if header:
             first, _, last = header.split("=")[1].partition("-")
@@ -100,6 +105,15 @@ class Host:
         handler.end_headers()
         cut = faults.drop_after.pop(0) if faults.drop_after else None
         sent = body if cut is None else body[:cut]
+        if faults.stall:  # send some, then go quiet longer than the client waits
+            first, seconds = faults.stall.pop(0)
+            handler.wfile.write(sent[:first])
+            handler.wfile.flush()
+            with self.lock:
+                self.served[name] = self.served.get(name, 0) + first
+            time.sleep(seconds)
+            handler.close_connection = True
+            return
         handler.wfile.write(sent)
         with self.lock:
             self.served[name] = self.served.get(name, 0) + len(sent)

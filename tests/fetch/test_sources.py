@@ -153,3 +153,68 @@ def test_a_used_up_quota_a_web_page_and_a_wrong_hash_are_each_named_in_one_line(
         html = runner.invoke(app, ["fetch", "weights", str(page), "--audio", "none", "--gdrive-url", signin.url])
     assert html.exit_code == 1 and "sent a web page, not the file" in " ".join(html.output.split())
     assert not (page / "resnet-101-kinetics.pth").exists() and os.path.isdir(page)
+
+
+def test_a_server_that_goes_quiet_is_given_up_on_and_asked_again_from_where_it_stopped(tmp_path):
+    from avemo.fetch.http import FetchError, Remote, Retry, download
+
+    data = _bytes(9, 200_000)
+    with Files({"big.bin": data}) as host:
+        host.faults["big.bin"] = Faults(stall=[(1000, 1.5)])
+        remote = Remote("big.bin", f"{host.url}/big.bin", len(data), sha256=hashlib.sha256(data).hexdigest())
+        download(remote, tmp_path / "big.bin", retry=Retry(attempts=3, pause=0.0, timeout=0.3))
+        assert (tmp_path / "big.bin").read_bytes() == data
+        assert host.ranges == [("big.bin", ""), ("big.bin", "bytes=1000-")]  # the second asks for the rest only
+        host.faults["big.bin"] = Faults(stall=[(1000, 1.5)] + [(0, 1.5)] * 3)  # bytes reset the count of tries
+        with pytest.raises(FetchError, match=r"big.bin: stopped after 3 tries \(timed out\); what arrived is kept"):
+            download(remote, tmp_path / "again.bin", retry=Retry(attempts=3, pause=0.0, timeout=0.3))
+    assert (tmp_path / "again.bin.part").read_bytes() == data[:1000]
+
+
+def test_a_full_disk_stops_with_one_line_keeps_what_arrived_and_the_same_command_finishes(tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    audio = _bytes(8, 300_000)
+    name = f"resnet18-{hashlib.sha256(audio).hexdigest()[:8]}.pth"
+    monkeypatch.setattr(datasets, "RESNET18", name)
+    real_open = pathlib.Path.open
+
+    class Full:
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def __getattr__(self, attr):
+            return getattr(self.handle, attr)
+
+        def write(self, block):  # what fits in 100 kB is written, then the disk is full
+            room = 100_000 - self.written
+            self.written += self.handle.write(block[:room])
+            if len(block) > room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return len(block)
+
+    def full_open(self, mode="r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        return Full(handle) if self.name.endswith(".part") and "b" in mode and "r" not in mode.replace("r+", "") \
+            else handle
+
+    with Files({name: audio}) as host:
+        folder = tmp_path / "w"
+        monkeypatch.setattr(pathlib.Path, "open", full_open)
+        full = runner.invoke(app, ["fetch", "weights", str(folder), "--video", "none", "--torchvision-url", host.url])
+        monkeypatch.setattr(pathlib.Path, "open", real_open)
+        assert full.exit_code == 2, full.output
+        text = " ".join(full.output.split())
+        assert "disk is full" in text.lower() or "no space" in text.lower()
+        assert "run the same command again" in text and "Traceback" not in text
+        assert (folder / f"{name}.part").stat().st_size == 100_000  # kept
+        again = runner.invoke(app, ["fetch", "weights", str(folder), "--video", "none", "--torchvision-url", host.url])
+        assert again.exit_code == 0, again.output
+        assert (folder / name).read_bytes() == audio and host.ranges[-1] == (name, "bytes=100000-")

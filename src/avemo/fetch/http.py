@@ -159,7 +159,8 @@ def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, r
                 with part.open("r+b" if have else "wb") as out:
                     out.seek(have)
                     out.truncate()
-                    while block := response.read(CHUNK):
+                    # read1: what has arrived, at once; read(n) waits for n bytes and loses them to a timeout
+                    while block := response.read1(CHUNK):
                         out.write(block)
                         received += len(block)
                         if on_bytes is not None:
