@@ -23,7 +23,9 @@ runner = CliRunner()
     ("synth", ["<h264|vp9>", "<drawn|real>", "--long"]),
     ("timeline", ["the mean duration of its cache's clips, or 3.0", "[default: one snippet: the window / 6", "<auto|cpu|cuda>"]),
     ("export", ["<fp32|fp16>"]),
-    ("fetch", ["DATASET <ravdess>", "[default: AVEMO_ZENODO_URL, else https://zenodo.org]"]),
+    ("fetch", ["WHAT <ravdess|cremad|weights>", "[default: AVEMO_ZENODO_URL, else https://zenodo.org]",
+               "<hara2017|hara2020-k700|hara2020-km|none>", "[default: hara2017]"]),
+    ("reproduce", ["DATASET <ravdess|cremad>", "[default: face]", "[default: hara2017]"]),
 ])
 def test_help_lists_choices_and_real_defaults(command, shown):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
@@ -33,7 +35,7 @@ def test_help_lists_choices_and_real_defaults(command, shown):
     assert "<bool>" not in result.output and "list[" not in result.output
 
 
-COMMANDS = ["fetch", "synth", "extract", "export", "inspect", "train", "evaluate", "predict", "timeline", "bench", "demo",
+COMMANDS = ["fetch", "reproduce", "synth", "extract", "export", "inspect", "train", "evaluate", "predict", "timeline", "bench", "demo",
             "doctor"]
 
 

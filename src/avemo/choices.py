@@ -48,6 +48,13 @@ class Source(Choice):
     weights = "weights"  # the backbones' pretrained weights (Hara et al.'s Google Drive, torchvision)
 
 
+class Benchmark(Choice):
+    """A dataset with published results that ``avemo reproduce`` knows."""
+
+    ravdess = "ravdess"
+    cremad = "cremad"
+
+
 class VideoRelease(Choice):
     """Which of Hara et al.'s Kinetics 3D ResNet-101 checkpoints ``avemo fetch weights`` takes."""
 

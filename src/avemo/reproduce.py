@@ -68,6 +68,11 @@ class ReproduceSettings:
     def __post_init__(self) -> None:
         if self.dataset not in PUBLISHED:
             raise SetupError(f"{self.dataset}: reproduce knows ravdess and cremad")
+        if self.video == "none":
+            raise SetupError("--video none: the experiment needs one of Hara's checkpoints")
+        if Crop(Crop.check(self.crop, "--crop")).reads_landmarks:
+            raise SetupError("--crop landmarks: reproduce crops with the face detector (face), the centre or nothing; "
+                             "use avemo fetch ravdess --landmarks and avemo extract for landmark crops")
 
     def train_config(self) -> TrainConfig:
         extra = dict(self.train)

@@ -11,20 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from avemo.choices import Crop, VideoRelease
-from avemo.cli.evaluate import show_evaluation
-from avemo.cli.extract import extract_and_show
+from avemo.choices import Benchmark, Crop, DeviceName, VideoRelease
 from avemo.cli.fetch import FetchShow, _size
 from avemo.cli.shared import command, fail, note, out
-from avemo.cli.train import train_and_show
 
 
 @command
 def reproduce(
-    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="ravdess or cremad.")],
+    dataset: Annotated[Benchmark, typer.Argument(metavar="DATASET", help="The dataset whose published results to "
+                                                                         "meet.")],
     workdir: Annotated[Path, typer.Option(help="Folder for the dataset, the weights, the cache and the run "
                                                "(the same folder again continues where it stopped).")],
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[DeviceName, typer.Option(help="auto: CUDA when PyTorch sees a GPU.")] = DeviceName.auto,
     video: Annotated[VideoRelease, typer.Option(help="Hara et al.'s checkpoint.")] = VideoRelease.hara2017,
     crop: Annotated[Crop, typer.Option(help="The frame region the video backbone sees.")] = Crop.face,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs (default: avemo train's).")] = None,
@@ -45,11 +43,15 @@ def reproduce(
 
     Every step resumes: run the same command again after a stop and it goes on where it stopped.
     """
+    from avemo.cli.evaluate import show_evaluation  # here, not above: importing a command registers it
+    from avemo.cli.extract import extract_and_show
+    from avemo.cli.train import train_and_show
     from avemo.reproduce import Reproduction, ReproduceSettings, Sources, cache_bytes
 
-    settings = ReproduceSettings(dataset=dataset, video=str(video), video_arch=video_arch, size=size, crop=str(crop),
+    settings = ReproduceSettings(dataset=str(dataset), video=str(video), video_arch=video_arch, size=size, crop=str(crop),
                                  epochs=epochs, train=json.loads(train_json) if train_json else {})
-    steps = Reproduction(workdir, settings, Sources(zenodo_url, github_url, gdrive_url, torchvision_url), device)
+    steps = Reproduction(workdir, settings, Sources(zenodo_url, github_url, gdrive_url, torchvision_url),
+                         device.value)
     show = FetchShow()
     if dry_run:
         note(f"plan: fetch {dataset} into {steps.data} and the weights into {steps.weights}; extract into "
