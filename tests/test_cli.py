@@ -35,7 +35,7 @@ def test_help_lists_choices_and_real_defaults(command, shown):
     assert "<bool>" not in result.output and "list[" not in result.output
 
 
-COMMANDS = ["fetch", "reproduce", "synth", "extract", "export", "inspect", "train", "evaluate", "predict", "timeline", "bench", "demo",
+COMMANDS = ["fetch", "reproduce", "synth", "extract", "export", "inspect", "train", "evaluate", "predict", "timeline", "serve", "bench", "demo",
             "doctor"]
 
 

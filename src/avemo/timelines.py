@@ -141,6 +141,21 @@ def run_timelines(job: TimelineJob, on_start: Callable[[float], None] | None = N
     return summary
 
 
+def timeline_into(rec: Recognizer, video: Path, folder: Path, *, resume: bool = False, window: float | None = None,
+                  hop: float | None = None, batch_size: int = 4,
+                  on_progress: Callable[[float], None] | None = None) -> VideoTimeline:
+    """One video's timeline into ``folder`` with a recognizer made once by the caller (a server's), as
+    ``avemo timeline`` makes it: live rows, resumable, the video's error in the result rather than raised."""
+    from avemo.pipeline.decode import media_seconds
+
+    job = TimelineJob([video], rec.run.path, out=folder, resume=resume, window=window, hop=hop, batch_size=batch_size)
+    result = VideoTimeline(video, folder, seconds=(media_seconds(video) or 0.0) if video.is_file() else 0.0)
+    summary = TimelinesSummary([result], faces=rec.spec.video.crop_mode.uses_detector)
+    _one(job, rec, result, [fold.best for fold in rec.run.trained_folds],
+         on_progress if on_progress is not None else (lambda seconds: None), summary)
+    return result
+
+
 def _run(job: TimelineJob, rec: Recognizer, mine: list[tuple[Path, Path]], on_start: Callable | None,
          on_progress: Callable | None, on_video: Callable | None) -> TimelinesSummary:
     from avemo.pipeline.decode import media_seconds

@@ -37,4 +37,4 @@ def main(
 
 # Each module registers its command on ``app`` when imported; this order is the order of ``avemo --help``.
 from avemo.cli import (fetch, reproduce, synth, extract, export, inspect, train, evaluate, predict, timeline,  # noqa: E402,F401,I001
-                       bench, demo, doctor)
+                       serve, bench, demo, doctor)

@@ -95,7 +95,7 @@ def plot_timeline(timeline: Timeline, path: Path) -> None:
     """Stacked class probabilities over time (window centres), with the top label as a coloured band below."""
     from matplotlib.patches import Patch
 
-    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(timeline.classes)}
+    colours = class_colours(timeline.classes)
     good = [w for w in timeline.windows if w.probabilities]
     fig, (ax, band) = plt.subplots(2, 1, figsize=(11, 4.2), sharex=True,
                                    gridspec_kw={"height_ratios": [5, 1], "hspace": 0.08})
@@ -129,3 +129,11 @@ def plot_timeline(timeline: Timeline, path: Path) -> None:
     fig.savefig(buffer, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
     atomic_write(path, buffer.getvalue())
+
+
+def class_colours(classes: list[str]) -> dict[str, str]:
+    """Each class's colour in timeline plots (matplotlib's tab10 in the run's class order), as #rrggbb: the web
+    page draws with the same ones."""
+    from matplotlib.colors import to_hex
+
+    return {c: to_hex(plt.get_cmap("tab10")(i % 10)) for i, c in enumerate(classes)}

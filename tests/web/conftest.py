@@ -1,0 +1,30 @@
+"""A run trained briefly on the session's synthetic cache, and a long synthetic clip to analyse."""
+
+import pytest
+
+from avemo.fusion.model import FusionConfig
+from avemo.fusion.runs import train_run
+from avemo.fusion.train import TrainConfig
+from avemo.synth import SynthConfig, synthesize_long
+
+
+@pytest.fixture(scope="session")
+def web_run(fusion_cache, tmp_path_factory):
+    run = tmp_path_factory.mktemp("web") / "run"
+    train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))
+    return run
+
+
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory):
+    """9 s of a face and a voice whose emotion changes every few seconds."""
+    video = tmp_path_factory.mktemp("web-videos") / "talk.mp4"
+    synthesize_long(video, 9, seed=3, config=SynthConfig(width=96, height=72))
+    return video
+
+
+@pytest.fixture(scope="session")
+def recognizer(web_run):
+    from avemo.fusion.run import Run
+
+    return Run(web_run).recognizer(device="cpu")
