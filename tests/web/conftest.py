@@ -28,3 +28,16 @@ def recognizer(web_run):
     from avemo.fusion.run import Run
 
     return Run(web_run).recognizer(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def cli_csv(web_run, talk, tmp_path_factory):
+    """``avemo timeline``'s CSV of the clip, to hold the page's against."""
+    from typer.testing import CliRunner
+
+    from avemo.cli import app
+
+    out = tmp_path_factory.mktemp("cli-timeline")
+    result = CliRunner().invoke(app, ["timeline", str(talk), "--run", str(web_run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return (out / "timeline.csv").read_text()

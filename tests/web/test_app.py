@@ -35,14 +35,6 @@ def _events(client, analysis_id):
     return events
 
 
-@pytest.fixture(scope="module")
-def cli_csv(web_run, talk, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-timeline")
-    result = CliRunner().invoke(cli, ["timeline", str(talk), "--run", str(web_run), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return (out / "timeline.csv").read_text()
-
-
 def test_an_upload_streams_its_windows_as_they_finish_and_ends_as_avemo_timeline_does(web_run, recognizer, talk,
                                                                                      cli_csv, tmp_path):
     client, analyses = _client(tmp_path / "data", recognizer, web_run)

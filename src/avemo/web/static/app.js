@@ -278,10 +278,12 @@ function overlay() {
   $("now-label").style.background = w && w.top ? state.colours[w.top] : "";
   if (!w || !w.crop || !video.videoWidth) return;
   const [bx, by, bw, bh] = w.crop.face || w.crop.box;
-  const sx = canvas.width / video.videoWidth, sy = canvas.height / video.videoHeight;
+  // the picture is letterboxed inside the element: scale and centre as the player does
+  const scale = Math.min(canvas.width / video.videoWidth, canvas.height / video.videoHeight);
+  const ox = (canvas.width - scale * video.videoWidth) / 2, oy = (canvas.height - scale * video.videoHeight) / 2;
   ctx.strokeStyle = (w.top && state.colours[w.top]) || "#fff";
   ctx.lineWidth = 3;
-  ctx.strokeRect(bx * sx, by * sy, bw * sx, bh * sy);
+  ctx.strokeRect(ox + bx * scale, oy + by * scale, bw * scale, bh * scale);
 }
 
 $("video").addEventListener("timeupdate", () => { draw(); overlay(); });
