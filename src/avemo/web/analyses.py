@@ -90,7 +90,8 @@ def probe(path: Path) -> tuple[str, bool, float]:
     except UploadError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
+        # FFmpeg's reason without the server's path of the file
+        reason = " ".join(str(getattr(error, "strerror", None) or error).split()) or type(error).__name__
         raise UploadError(f"this file cannot be read as a video ({reason[:120]})") from None
 
 
