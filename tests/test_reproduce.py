@@ -5,7 +5,6 @@ format (a small depth, so that it runs in seconds) and torchvision's host servin
 import hashlib
 import io
 import json
-import zipfile
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from avemo.cli import app
 from avemo.fetch import datasets
 from avemo.synth import SynthConfig, synthesize
 from tests.engines.test_weights import save_hara
-from tests.fetch.hosts import Files, GoogleDrive
+from tests.fetch.hosts import Files, GoogleDrive, zip_of
 from tests.fetch.zenodo import Zenodo
 
 runner = CliRunner()
@@ -24,22 +23,14 @@ SMALL = ["--video-arch", "r3d10", "--size", "32", "--train-json",
          json.dumps({"epochs": 2, "batch_size": 8, "model": {"dim": 32}})]
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):
     root = tmp_path_factory.mktemp("reproduce-src")
     clips = synthesize(root / "clips", actors=6, clips_per_actor=8, seed=2,
                        config=SynthConfig(faces="real", min_seconds=1.2, max_seconds=1.6))
-    record = {f"Video_Speech_Actor_{a:02d}.zip": _zip({f"Actor_{a:02d}/{p.name}": p.read_bytes() for p in clips
+    record = {f"Video_Speech_Actor_{a:02d}.zip": zip_of({f"Actor_{a:02d}/{p.name}": p.read_bytes() for p in clips
                                                        if p.parent.name == f"Actor_{a:02d}"}) for a in range(1, 7)}
-    record["Video_Song_Actor_01.zip"] = _zip({"Actor_01/01-02-01-01-01-01-01.mp4": b"not asked for"})
+    record["Video_Song_Actor_01.zip"] = zip_of({"Actor_01/01-02-01-01-01-01-01.mp4": b"not asked for"})
     save_hara(root / "hara.pth", "r3d10", classes=400, release=2017)
     buffer = io.BytesIO()
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), buffer)

@@ -11,9 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from avemo.cli import app
-from avemo.fusion.model import FusionConfig
-from avemo.fusion.runs import train_run
-from avemo.fusion.train import TrainConfig
 from avemo.pipeline import stream
 from avemo.synth import SynthConfig, synthesize_long
 from tests.conftest import solid_clip
@@ -21,13 +18,6 @@ from tests.conftest import solid_clip
 runner = CliRunner()
 SMALL = SynthConfig(width=96, height=72)
 FAST = ["--window", "3", "--hop", "1", "--batch-size", "2"]
-
-
-@pytest.fixture(scope="module")
-def quick_run(fusion_cache, tmp_path_factory):
-    run = tmp_path_factory.mktemp("timelines") / "run"
-    train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ download.pytorch.org). Files are served with HTTP Range; faults can be injected 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
@@ -19,12 +21,22 @@ class Faults:
     drop_after: list[int] = field(default_factory=list)  # per request, in order: close after this many bytes
     corrupt: int = 0  # the next N full answers have one byte flipped
     stall: list[tuple[int, float]] = field(default_factory=list)  # per request: (bytes, seconds) to wait after them
+    errors: int = 0  # the next N requests get 503
 
 
 def pointer(data: bytes) -> bytes:
     """A Git LFS pointer file (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md)."""
     return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\n"
             f"size {len(data)}\n").encode()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    """A zip archive (stored, as RAVDESS's are) of ``files``, by name inside it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
 
 
 def git_sha1(data: bytes) -> str:
@@ -80,6 +92,10 @@ class Host:
     def serve_file(self, handler: BaseHTTPRequestHandler, name: str, data: bytes, headers: dict | None = None) -> None:
         """``data`` with HTTP Range (206), and the faults set for ``name``."""
         faults = self.faults.setdefault(name, Faults())
+        if faults.errors:
+            faults.errors -= 1
+            handler.send_error(503, "Service Unavailable")
+            return
         header = handler.headers.get("Range", "")
         with self.lock:
             self.ranges.append((name, header))

@@ -18,17 +18,10 @@ from avemo.fetch.http import FetchError, check_scheme
 from avemo.fetch.unpack import safe_unzip
 from avemo.pipeline.discover import discover
 from avemo.synth import SynthConfig, synthesize
+from tests.fetch.hosts import zip_of
 from tests.fetch.zenodo import Zenodo
 
 runner = CliRunner()
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +32,13 @@ def record(tmp_path_factory):
     clips = synthesize(root, actors=2, clips_per_actor=2, seed=0, config=SynthConfig(width=48, height=32))
     speech = {}
     for actor in (1, 2):
-        speech[f"Video_Speech_Actor_{actor:02d}.zip"] = _zip(
+        speech[f"Video_Speech_Actor_{actor:02d}.zip"] = zip_of(
             {f"Actor_{actor:02d}/{p.name}": p.read_bytes() for p in clips if p.parent.name == f"Actor_{actor:02d}"})
     song_clip = clips[0]
     song_name = song_clip.name[:3] + "02" + song_clip.name[5:]  # vocal channel 02: song
-    files = {**speech, "Video_Song_Actor_01.zip": _zip({f"Actor_01/{song_name}": song_clip.read_bytes()}),
-             "FacialTracking_Actors_01-24.zip": _zip({"Actor_01/01-01-01-01-01-01-01.csv": b"frame, timestamp\n"}),
-             "Audio_Speech_Actors_01-24.zip": _zip({"Actor_01/03-01-01-01-01-01-01.wav": b"RIFF"})}
+    files = {**speech, "Video_Song_Actor_01.zip": zip_of({f"Actor_01/{song_name}": song_clip.read_bytes()}),
+             "FacialTracking_Actors_01-24.zip": zip_of({"Actor_01/01-01-01-01-01-01-01.csv": b"frame, timestamp\n"}),
+             "Audio_Speech_Actors_01-24.zip": zip_of({"Actor_01/03-01-01-01-01-01-01.wav": b"RIFF"})}
     return files, {p.name: p.read_bytes() for p in clips}, song_name
 
 
@@ -142,8 +135,8 @@ def test_server_errors_are_retried_with_back_off_then_named(record, tmp_path, mo
 
 def test_hostile_archives_are_refused_and_nothing_lands_outside(tmp_path):
     target = tmp_path / "data"
-    cases = {"dots": _zip({"Actor_01/ok.mp4": b"x", "../evil.txt": b"x"}),
-             "absolute": _zip({"/tmp/evil-absolute.txt": b"x"})}
+    cases = {"dots": zip_of({"Actor_01/ok.mp4": b"x", "../evil.txt": b"x"}),
+             "absolute": zip_of({"/tmp/evil-absolute.txt": b"x"})}
     link = io.BytesIO()
     with zipfile.ZipFile(link, "w") as zf:
         info = zipfile.ZipInfo("Actor_01/link")
@@ -161,7 +154,7 @@ def test_hostile_archives_are_refused_and_nothing_lands_outside(tmp_path):
             safe_unzip(archive, target, limit=1_000_000)
         assert str(archive) in str(error.value)
     clash = tmp_path / "clash.zip"  # a file, then a folder of the same name
-    clash.write_bytes(_zip({"Actor_09": b"x", "Actor_09/a.mp4": b"y"}))
+    clash.write_bytes(zip_of({"Actor_09": b"x", "Actor_09/a.mp4": b"y"}))
     with pytest.raises(FetchError, match="clash.zip: cannot"):
         safe_unzip(clash, tmp_path / "other", limit=1_000_000)
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil-absolute.txt").exists()

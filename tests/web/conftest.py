@@ -2,17 +2,12 @@
 
 import pytest
 
-from avemo.fusion.model import FusionConfig
-from avemo.fusion.runs import train_run
-from avemo.fusion.train import TrainConfig
 from avemo.synth import SynthConfig, synthesize_long
 
 
 @pytest.fixture(scope="session")
-def web_run(fusion_cache, tmp_path_factory):
-    run = tmp_path_factory.mktemp("web") / "run"
-    train_run(fusion_cache, run, TrainConfig(n_folds=4, folds=[1], epochs=1, model=FusionConfig(dim=32)))
-    return run
+def web_run(quick_run):
+    return quick_run
 
 
 @pytest.fixture(scope="session")
