@@ -51,6 +51,12 @@ def test_reproduce_goes_from_nothing_to_the_table_and_a_second_run_does_no_work_
         assert sum(zenodo.served.values()) == 0 and sum(drive.served.values()) <= 1 and not tv.served
         assert "Video_Speech_Actor_06.zip" in dry.stdout and "resnet-101-kinetics.pth" in dry.stdout
 
+        zenodo.faults["Video_Speech_Actor_03.zip"].corrupt = 2  # fails its MD5 twice: named, and nothing goes on
+        partial = runner.invoke(app, ["reproduce", "ravdess", "--workdir", str(work), *SMALL], env=env)
+        assert partial.exit_code == 2
+        assert "1 file(s) could not be fetched (Video_Speech_Actor_03.zip" in " ".join(partial.output.split())
+        assert not (work / "cache").exists() and not (work / "weights").exists()
+
         result = runner.invoke(app, ["reproduce", "ravdess", "--workdir", str(work), *SMALL], env=env)
         assert result.exit_code == 0, result.output
         assert zenodo.served["Video_Song_Actor_01.zip"] == 0  # the paper's clips are the speech ones
@@ -65,14 +71,17 @@ def test_reproduce_goes_from_nothing_to_the_table_and_a_second_run_does_no_work_
         assert hashlib.sha256(video).hexdigest() in spec and hashlib.sha256(audio).hexdigest() in spec
         assert "face" in json.loads((work / "reproduce.json").read_text())["settings"]["crop"]
         served = dict(zenodo.served), dict(drive.served), dict(tv.served)
-        state = json.loads((work / "reproduce.json").read_text())
+        last = {p: p.stat().st_mtime_ns for p in (work / "run").rglob("last.pt")}
+        best = {p: p.read_bytes() for p in (work / "run").rglob("best.pt")}
+        assert len(last) == len(best) == 6  # a fold each
 
         again = runner.invoke(app, ["reproduce", "ravdess", "--workdir", str(work), *SMALL], env=env)
         assert again.exit_code == 0, again.output
         assert (dict(zenodo.served), dict(drive.served), dict(tv.served)) == served  # nothing fetched twice
         assert "0 to extract" in " ".join(again.output.split())
-        later = json.loads((work / "reproduce.json").read_text())
-        assert later["steps"]["train"]["seconds"] >= state["steps"]["train"]["seconds"]
+        # no epoch trained again (last.pt untouched); a finished fold writes its best.pt again, the same bytes
+        assert {p: p.stat().st_mtime_ns for p in (work / "run").rglob("last.pt")} == last
+        assert {p: p.read_bytes() for p in (work / "run").rglob("best.pt")} == best
 
         other = runner.invoke(app, ["reproduce", "ravdess", "--workdir", str(work), "--crop", "center", *SMALL], env=env)
     assert other.exit_code == 2 and "made with other settings (crop)" in " ".join(other.output.split())

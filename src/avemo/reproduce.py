@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from avemo.choices import Crop
-from avemo.errors import SetupError
+from avemo.errors import AvemoError, SetupError
 from avemo.files import atomic_write
 from avemo.fusion.config import TrainConfig
 
@@ -138,9 +138,8 @@ class Reproduction:
         from avemo.fetch import fetch_all
 
         def work() -> FetchSummary | None:
-            return fetch_all(self.settings.dataset, self.data, dry_run=dry_run, show=show, next_step="", speech=True,
-                             song=False,
-                             **self._fetch_options())
+            return _whole(fetch_all(self.settings.dataset, self.data, dry_run=dry_run, show=show, next_step="",
+                                    speech=True, song=False, **self._fetch_options()))
 
         return work() if dry_run else self._timed("fetch data", work)
 
@@ -149,8 +148,8 @@ class Reproduction:
         from avemo.fetch import fetch_all
 
         def work() -> FetchSummary | None:
-            return fetch_all("weights", self.weights, dry_run=dry_run, show=show, next_step="", video=self.settings.video,
-                             audio="imagenet", **self._fetch_options())
+            return _whole(fetch_all("weights", self.weights, dry_run=dry_run, show=show, next_step="",
+                                    video=self.settings.video, audio="imagenet", **self._fetch_options()))
 
         return work() if dry_run else self._timed("fetch weights", work)
 
@@ -194,6 +193,19 @@ class Reproduction:
                 ("avemo, this run (mean of folds)", "accuracy", primary["mean_std"]["accuracy"]["mean"]),
                 ("avemo, this run (mean of folds)", "UAR", primary["mean_std"]["uar"]["mean"])]
         return ours + PUBLISHED[self.settings.dataset]
+
+
+class ReproduceError(AvemoError):
+    """A step that did not finish; the message says what to do (usually: the same command again)."""
+
+
+def _whole(summary: FetchSummary | None) -> FetchSummary | None:
+    """A fetch with failed files stops the reproduction: a result on part of the data is not the paper's."""
+    if summary is not None and summary.failed:
+        names = ", ".join(name for name, _ in summary.failed[:3]) + (" ..." if len(summary.failed) > 3 else "")
+        raise ReproduceError(f"{len(summary.failed)} file(s) could not be fetched ({names}; each named above); run "
+                             "the same command again to retry them before anything is extracted")
+    return summary
 
 
 def cache_bytes(clips: int) -> int:

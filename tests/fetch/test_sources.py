@@ -218,3 +218,30 @@ def test_a_full_disk_stops_with_one_line_keeps_what_arrived_and_the_same_command
         again = runner.invoke(app, ["fetch", "weights", str(folder), "--video", "none", "--torchvision-url", host.url])
         assert again.exit_code == 0, again.output
         assert (folder / name).read_bytes() == audio and host.ranges[-1] == (name, "bytes=100000-")
+
+
+def test_a_file_of_unpublished_size_cut_short_is_asked_for_again_from_where_it_stopped(tmp_path, monkeypatch):
+    from avemo.fetch.http import Remote, download
+
+    monkeypatch.setattr("avemo.fetch.http.time.sleep", lambda s: None)
+    data = _bytes(11, 256_000)
+    with Files({"w.pth": data}) as host:
+        host.faults["w.pth"] = Faults(drop_after=[10_000])  # Drive's files: no size, no checksum published
+        download(Remote("w.pth", f"{host.url}/w.pth"), tmp_path / "w.pth")
+    assert (tmp_path / "w.pth").read_bytes() == data  # not a 10 kB file taken for the whole
+    assert host.ranges == [("w.pth", ""), ("w.pth", "bytes=10000-")]
+
+
+def test_redirects_never_go_from_https_to_http_and_a_token_stays_with_its_host():
+    import urllib.request
+
+    from avemo.fetch.http import FetchError, _Redirects
+
+    handler = _Redirects()
+    request = urllib.request.Request("https://api.github.com/x", headers={"Authorization": "Bearer t"})
+    with pytest.raises(FetchError, match="plain http"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://evil.example/x")
+    moved = handler.redirect_request(request, None, 302, "Found", {}, "https://objects.example/x")
+    assert moved.full_url == "https://objects.example/x" and not moved.has_header("Authorization")
+    same = handler.redirect_request(request, None, 302, "Found", {}, "https://api.github.com/y")
+    assert same.has_header("Authorization")

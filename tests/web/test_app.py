@@ -19,7 +19,8 @@ from tests.conftest import solid_clip  # noqa: E402
 
 def _client(data, recognizer, web_run, token=None, max_upload=2 << 30):
     analyses = Analyses(data, recognizer, max_upload=max_upload)
-    return TestClient(create_app(ServeSettings(web_run, data, token=token), analyses)), analyses
+    return TestClient(create_app(ServeSettings(web_run, data, token=token), analyses), base_url="http://localhost"), \
+        analyses
 
 
 def _events(client, analysis_id):
@@ -95,7 +96,7 @@ def test_refusals_say_why_and_keep_nothing(web_run, recognizer, talk, tmp_path):
         assert sneaky.status_code == 202 and sneaky.json()["name"] == "evil.mp4"
         assert not (tmp_path / "evil.mp4").exists() and not list(tmp_path.rglob("evil.mp4"))
         for path in ("/api/analyses/..%2F..%2Fetc", "/api/analyses/0123", f"/api/analyses/{'f' * 32}",
-                     f"/api/analyses/{sneaky.json()['id']}/timeline.exe", "/static/../analysis.json",
+                     f"/api/analyses/{sneaky.json()['id']}/timeline.exe", "/static/..%2Fanalysis.json",
                      "/static/index.html"):
             assert client.get(path).status_code == 404, path
         _events(client, sneaky.json()["id"])  # let it finish before the folder goes
@@ -129,6 +130,63 @@ def test_analyses_left_queued_or_running_by_a_stopped_server_go_on_when_it_start
         for analysis in (queued, running):
             assert _events(client, analysis.id)[-1][1]["status"] == "done"
     assert {a.status for a in second.list()} == {"done"}
+
+
+def test_without_a_token_only_this_machines_names_and_its_own_page_are_answered(web_run, recognizer, talk, tmp_path):
+    analyses = Analyses(tmp_path / "data", recognizer)
+    app = create_app(ServeSettings(web_run, tmp_path / "data"), analyses)
+    with TestClient(app, base_url="http://attacker.example") as rebound:  # a web site's name rebound to 127.0.0.1
+        assert rebound.get("/api/analyses").status_code == 403
+    with TestClient(app, base_url="http://127.0.0.1:8000") as local:
+        assert local.get("/api/analyses").status_code == 200
+        upload = {"video": ("talk.mp4", talk.read_bytes(), "video/mp4")}
+        crossed = local.post("/api/analyses", files=upload, headers={"Origin": "http://attacker.example"})
+        assert crossed.status_code == 403 and not list((tmp_path / "data" / "analyses").iterdir())
+        own = local.post("/api/analyses", files=upload, headers={"Origin": "http://127.0.0.1:8000"})
+        assert own.status_code == 202
+        _events(local, own.json()["id"])
+
+
+def test_a_restarted_server_goes_on_from_the_windows_it_had_finished(web_run, recognizer, talk, tmp_path,
+                                                                      monkeypatch):
+    from avemo.pipeline import stream
+    from avemo.timelines import timeline_into
+
+    data = tmp_path / "data"
+    first = Analyses(data, recognizer)
+    with talk.open("rb") as handle:
+        record = first.create(handle, "talk.mp4")
+    whole = stream.WindowStream.windows
+
+    def killed(self, on_total=None):  # the server dies while the fifth window is being cut
+        for k, window in enumerate(whole(self, on_total)):
+            if k == 4:
+                raise KeyboardInterrupt
+            yield window
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stream.WindowStream, "windows", killed)
+        with pytest.raises(KeyboardInterrupt):
+            timeline_into(recognizer, first.video(record.id), first.folder(record.id) / "timeline")
+    kept = first.windows(record.id)
+    assert 0 < len(kept) <= 4
+    left = first.get(record.id)
+    left.status = "running"
+    first._save(left)
+    cut = []
+    real_cut = stream.WindowStream._cut
+
+    def counted(self, k, *args):
+        cut.append(round(k * self.hop, 3))
+        return real_cut(self, k, *args)
+
+    monkeypatch.setattr(stream.WindowStream, "_cut", counted)
+    client, _ = _client(data, recognizer, web_run)
+    with client:
+        events = _events(client, record.id)
+    windows = [data for kind, data in events if kind == "window"]
+    assert events[-1][1]["status"] == "done" and windows[:len(kept)] == kept
+    assert cut == [w["start"] for w in windows[len(kept):]]  # only the windows not yet done were computed
 
 
 def test_serve_refuses_another_host_without_a_token(web_run):

@@ -59,10 +59,11 @@ def fetch(
     """
     from avemo.fetch import fetch_all, sha256_lines
 
-    summary = fetch_all(source, folder, speech=speech, song=song, landmarks=landmarks, wav=wav, mp3=mp3,
-                        video=str(video), audio=str(audio), zenodo_url=zenodo_url, github_url=github_url,
-                        gdrive_url=gdrive_url, torchvision_url=torchvision_url, dry_run=dry_run,
-                        keep_archives=keep_archives, show=FetchShow())
+    with FetchShow() as show:
+        summary = fetch_all(source, folder, speech=speech, song=song, landmarks=landmarks, wav=wav, mp3=mp3,
+                            video=str(video), audio=str(audio), zenodo_url=zenodo_url, github_url=github_url,
+                            gdrive_url=gdrive_url, torchvision_url=torchvision_url, dry_run=dry_run,
+                            keep_archives=keep_archives, show=show)
     if summary is None or dry_run:
         return
     if source == Source.weights:
@@ -79,13 +80,23 @@ class FetchShow:
     def __init__(self) -> None:
         self.progress: Reporter | None = None
 
+    def __enter__(self) -> FetchShow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+            self.progress = None
+
     def listing(self, what: str, done: int, total: int) -> None:
         if self.progress is None:
             self.progress = Reporter(what, total).__enter__()
         self.progress.advance(done=done)
         if done == total:
-            self.progress.__exit__(None, None, None)
-            self.progress = None
+            self._close()
 
     def plan(self, todo, dry_run: bool) -> None:
         left = [p for p in todo.parts if not p.done]
@@ -117,8 +128,12 @@ class FetchShow:
 class _FetchBar:
     def __init__(self, todo) -> None:
         self.one_by_one = todo.dataset.workers <= 1  # a line per file, unless there are thousands at once
-        self.reporter = Reporter("fetch", max(1, round(todo.to_download / 1e6)), "MB")
-        self.received = 0
+        left = [p for p in todo.parts if not p.done]
+        # in MB where the sizes are published; in files where they are not (Google Drive's)
+        self.by_files = any(p.part.remote.size is None for p in left)
+        self.reporter = Reporter("fetch", len(left), "files") if self.by_files else \
+            Reporter("fetch", max(1, round(todo.to_download / 1e6)), "MB")
+        self.received, self.files = 0, 0
 
     def __enter__(self):
         self.reporter.__enter__()
@@ -133,9 +148,13 @@ class _FetchBar:
 
     def on_bytes(self, n: int) -> None:
         self.received += n
-        total = self.reporter.total or 0
-        self.reporter.advance(done=min(total, round(self.received / 1e6)))
+        if not self.by_files:
+            total = self.reporter.total or 0
+            self.reporter.advance(done=min(total, round(self.received / 1e6)), status=f"{self.received / 1e6:.0f} MB")
 
     def on_done(self, name: str, why: str) -> None:
+        self.files += 1
+        if self.by_files:
+            self.reporter.advance(done=self.files, status=f"{self.received / 1e6:.0f} MB")
         if why:
             self.reporter.line(f"[red]{escape(name)}[/]: {escape(why)}")

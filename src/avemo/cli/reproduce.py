@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.table import Table
 from avemo.choices import Benchmark, Crop, DeviceName, VideoRelease
 from avemo.cli.fetch import FetchShow, _size
 from avemo.cli.shared import command, fail, note, out
+
+if TYPE_CHECKING:
+    from avemo.reproduce import Reproduction
 
 
 @command
@@ -43,33 +46,45 @@ def reproduce(
 
     Every step resumes: run the same command again after a stop and it goes on where it stopped.
     """
-    from avemo.cli.evaluate import show_evaluation  # here, not above: importing a command registers it
-    from avemo.cli.extract import extract_and_show
-    from avemo.cli.train import train_and_show
-    from avemo.reproduce import Reproduction, ReproduceSettings, Sources, cache_bytes
+    from avemo.reproduce import Reproduction, ReproduceSettings, Sources
 
     settings = ReproduceSettings(dataset=str(dataset), video=str(video), video_arch=video_arch, size=size, crop=str(crop),
                                  epochs=epochs, train=json.loads(train_json) if train_json else {})
     steps = Reproduction(workdir, settings, Sources(zenodo_url, github_url, gdrive_url, torchvision_url),
                          device.value)
-    show = FetchShow()
-    if dry_run:
-        note(f"plan: fetch {dataset} into {steps.data} and the weights into {steps.weights}; extract into "
-             f"{steps.cache} ({video_arch}, {size} px, crop {crop}, device {device}); train into {steps.run} "
-             f"({settings.train_config().epochs} epochs, the standard folds); evaluate")
-        steps.fetch_data(show, dry_run=True)
-        steps.fetch_weights(show, dry_run=True)
-        clips = 1440 if dataset == "ravdess" else 7442
-        note(f"the cache will take about {_size(cache_bytes(clips))} for {clips} clips")
-        return
+    with FetchShow() as show:
+        (_plan if dry_run else _steps)(steps, show)
+
+
+def _plan(steps: Reproduction, show: FetchShow) -> None:
+    """--dry-run: what would be done, fetched and stored."""
+    from avemo.reproduce import cache_bytes
+
+    s = steps.settings
+    note(f"plan: fetch {s.dataset} into {steps.data} and the weights into {steps.weights}; extract into "
+         f"{steps.cache} ({s.video_arch}, {s.size} px, crop {s.crop}, device {steps.device}); train into "
+         f"{steps.run} ({s.train_config().epochs} epochs, the standard folds); evaluate")
+    steps.fetch_data(show, dry_run=True)
+    steps.fetch_weights(show, dry_run=True)
+    clips = 1440 if s.dataset == "ravdess" else 7442
+    note(f"the cache will take about {_size(cache_bytes(clips))} for {clips} clips")
+
+
+def _steps(steps: Reproduction, show: FetchShow) -> None:
+    """Every step, each shown as it finishes, then the comparison and the times."""
+    from avemo.cli.evaluate import show_evaluation  # here, not above: importing a command registers it
+    from avemo.cli.extract import extract_and_show
+    from avemo.cli.train import train_and_show
+
+    s = steps.settings
     steps.fetch_data(show)
     steps.fetch_weights(show)
     if extract_and_show(steps.cache, steps.extract).entries == 0:
         fail(f"no clip of {steps.data} could be extracted", code=1)
-    train_and_show(steps.run, settings.train_config().epochs, steps.train)
+    train_and_show(steps.run, s.train_config().epochs, steps.train)
     report = steps.evaluate()
     show_evaluation(steps.run, report)
-    table = Table(title=f"{dataset}: this run beside the published figures (actor-independent, audio-visual)")
+    table = Table(title=f"{s.dataset}: this run beside the published figures (actor-independent, audio-visual)")
     for column in ("", "measure", "value"):
         table.add_column(column)
     for who, measure, value in steps.comparison(report):
@@ -82,5 +97,5 @@ def reproduce(
         times.add_row(step, f"{seconds:.1f}")
     out.print(times)
     note(f"settings and times: {steps.workdir / 'reproduce.json'}")
-    if video_arch != "r3d101" or size != 112:
-        note(f"not the paper's settings ({video_arch}, {size} px): the figures are not comparable")
+    if s.video_arch != "r3d101" or s.size != 112:
+        note(f"not the paper's settings ({s.video_arch}, {s.size} px): the figures are not comparable")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 from typing import Annotated, Optional
 
 import typer
@@ -54,7 +55,8 @@ def serve(
                              max_upload=int(max_upload * 1e9))
     app = create_app(settings)  # loads the run: a bad one fails here, in one line
     shown = "localhost" if host in LOCAL_HOSTS else host
-    address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    address = f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
     note(f"avemo serve: {address} (run {run}; analyses in {settings.data}); Ctrl-C stops it")
     typer.echo(address)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # an open event stream would hold a graceful shutdown for as long as its analysis runs: give it 3 s
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -136,12 +136,13 @@ def run_fetch(fetch_plan: FetchPlan, retry: Retry = Retry(),
     else:
         with ThreadPoolExecutor(fetch_plan.dataset.workers) as pool:
             futures = [pool.submit(one, planned) for planned in todo]
-            try:
+            try:  # a full disk (or Ctrl-C) stops the rest at once; what arrived is kept
+                wait(futures, return_when=FIRST_EXCEPTION)
                 for future in futures:
-                    future.result()  # a full disk (or Ctrl-C) stops the rest; what arrived is kept
+                    if future.done() and not future.cancelled() and future.exception() is not None:
+                        raise future.exception()
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
     return summary
 

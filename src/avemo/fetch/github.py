@@ -117,8 +117,13 @@ def lfs_files(hub: GitHub, repo: str, ref: str, wanted: Callable[[str], bool], i
 
     try:
         with ThreadPoolExecutor(workers) as pool:
-            for future in [pool.submit(read, b) for b in todo]:
-                future.result()
+            futures = [pool.submit(read, b) for b in todo]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # a failure or Ctrl-C: the thousands of reads still queued are dropped
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         if todo:
             index.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,24 @@ def check_scheme(url: str, explicit: bool) -> None:
                      "(the option or the environment variable) to use one")
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed, but never from https to plain http (Hara's files have no checksum to catch a
+    swap), and credentials (GITHUB_TOKEN) stay with the host they were meant for."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is None:
+            return None
+        if req.full_url.startswith("https://") and not new.full_url.startswith("https://"):
+            raise FetchError(f"{req.full_url}: the server sends it on to plain http ({newurl}); refused: fetch it "
+                             "from a mirror you trust")
+        if urllib.parse.urlsplit(new.full_url).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
 # Cookies are kept for the process: Google Drive's confirmation step of large files set one in older forms.
-_OPENER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+_OPENER = urllib.request.build_opener(_Redirects(), urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
 
 def _open(url: str, headers: dict[str, str], timeout: float) -> Any:
@@ -147,15 +164,21 @@ def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, r
     """Bytes from where ``part`` stops to the end, with retries (counted afresh whenever bytes arrived); returns
     the bytes received."""
     received, last, attempt = 0, "", -1
+    size = remote.size  # where the source publishes none, the server's answer tells
     while (attempt := attempt + 1) < retry.attempts:
         before = received
         have = part.stat().st_size if part.exists() else 0
-        if remote.size is not None and have >= remote.size:
+        if size is not None and have >= size:
             return received
         try:
             with _open(remote.url, {"Range": f"bytes={have}-"} if have else {}, retry.timeout) as response:
                 if have and response.status != 206:  # the server ignored the range: start again
                     have = 0
+                elif have and _range_start(response.headers.get("Content-Range")) != have:
+                    part.unlink()  # another range than asked for: nothing of it can be placed
+                    last = "the server answered another range than asked for"
+                    continue
+                size = size if size is not None else _total(response, have)
                 with part.open("r+b" if have else "wb") as out:
                     out.seek(have)
                     out.truncate()
@@ -165,7 +188,8 @@ def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, r
                         received += len(block)
                         if on_bytes is not None:
                             on_bytes(len(block))
-            if remote.size is None or part.stat().st_size >= remote.size:
+                owed = response.length  # bytes the server announced and did not send (None: it did not say)
+            if not owed and (size is None or part.stat().st_size >= size):
                 return received
             last = "the connection closed early"
             if received > before:
@@ -191,3 +215,22 @@ def _fetch(remote: Remote, part: Path, on_bytes: Callable[[int], None] | None, r
             time.sleep(retry.pause * 2 ** max(attempt, 0))
     raise FetchError(f"{remote.name}: stopped after {retry.attempts} tries ({last}); what arrived is kept in {part}: "
                      "run the same command again to go on")
+
+
+def _range_start(header: str | None) -> int | None:
+    """The first byte of a ``Content-Range: bytes a-b/n`` answer."""
+    try:
+        return int(str(header).split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _total(response: Any, have: int) -> int | None:
+    """The whole file's size as the answer states it: Content-Range's total, or what came before plus
+    Content-Length."""
+    content_range = response.headers.get("Content-Range") or ""
+    total = content_range.rpartition("/")[2]
+    if total.isdigit():
+        return int(total)
+    length = response.headers.get("Content-Length")
+    return have + int(length) if length and length.isdigit() else None

@@ -129,6 +129,9 @@ class Analyses:
         self.todo: queue.Queue[str | None] = queue.Queue()
         self.worker = threading.Thread(target=self._work, name="avemo-analyses", daemon=True)
         self.current = ""
+        for folder in self.root.iterdir():  # an upload cut off by a stopped server: never recorded, never shown
+            if _ID.fullmatch(folder.name) and not (folder / RECORD).exists():
+                shutil.rmtree(folder, ignore_errors=True)
         for record in sorted(self.list(), key=lambda a: a.created):  # what a stopped server left
             if record.status in (Status.queued, Status.running):
                 record.status = Status.queued.value
@@ -156,7 +159,10 @@ class Analyses:
         found = []
         for folder in self.root.iterdir():
             if _ID.fullmatch(folder.name) and (folder / RECORD).is_file():
-                found.append(self.get(folder.name))
+                try:
+                    found.append(self.get(folder.name))
+                except KeyError:  # deleted meanwhile
+                    continue
         return sorted(found, key=lambda a: a.created, reverse=True)
 
     def _save(self, record: Analysis) -> None:
@@ -185,6 +191,25 @@ class Analyses:
             except ValueError:
                 break
         return rows
+
+    def read_windows(self, analysis_id: str, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """The windows written after byte ``offset`` of ``timeline.jsonl`` (whole lines only), and the offset
+        after them: an event stream reads each row once, however long the video."""
+        path = self.folder(analysis_id) / TIMELINE / "timeline.jsonl"
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                text = handle.read()
+        except FileNotFoundError:
+            return [], offset
+        rows = []
+        for line in text.split(b"\n")[:-1]:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                break
+            offset += len(line) + 1
+        return rows, offset
 
     def summary(self, analysis_id: str) -> dict[str, Any] | None:
         path = self.timeline_file(analysis_id, "json")
@@ -244,45 +269,60 @@ class Analyses:
     # -- the worker ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self.worker.is_alive():
+        if not self.worker.is_alive():  # a new thread each time the app starts (a thread starts only once)
+            self.worker = threading.Thread(target=self._work, name="avemo-analyses", daemon=True)
             self.worker.start()
 
     def stop(self) -> None:
         self.todo.put(None)
 
     def _work(self) -> None:
+        while (analysis_id := self.todo.get()) is not None:
+            try:
+                self._analyse(analysis_id)
+            except Exception:  # noqa: BLE001 - a record that cannot be written (a full disk): the next goes on
+                pass
+            finally:
+                with self.lock:
+                    self.current = ""
+
+    def _analyse(self, analysis_id: str) -> None:
         from avemo.timelines import timeline_into
 
-        while (analysis_id := self.todo.get()) is not None:
-            with self.lock:
-                try:
-                    record = self.get(analysis_id)
-                except KeyError:  # deleted while queued
-                    continue
-                self.current = analysis_id
-            folder = self.folder(analysis_id)
-            resume = (folder / TIMELINE / "timeline.json").is_file()
-            record.status, record.started, record.error = Status.running.value, time.time(), ""
+        with self.lock:
+            try:
+                record = self.get(analysis_id)
+            except KeyError:  # deleted while queued
+                return
+            self.current = analysis_id
+        folder = self.folder(analysis_id)
+        resume = (folder / TIMELINE / "timeline.json").is_file()
+        record.status, record.started, record.error = Status.running.value, time.time(), ""
+        self._save(record)
+
+        def progress(seconds: float) -> None:
+            record.done_seconds = round(seconds, 3)
             self._save(record)
 
-            def progress(seconds: float, record: Analysis = record) -> None:
-                record.done_seconds = round(seconds, 3)
-                self._save(record)
-
+        def analyse(resume: bool) -> str:
             try:
-                result = timeline_into(self.rec, folder / VIDEO, folder / TIMELINE, resume=resume,
-                                       batch_size=self.batch_size, on_progress=progress)
-                record.error = result.error
+                return timeline_into(self.rec, folder / VIDEO, folder / TIMELINE, resume=resume,
+                                     batch_size=self.batch_size, on_progress=progress).error
             except Exception as error:  # noqa: BLE001 - the page shows it; the server goes on with the next
-                record.error = " ".join(str(error).split()) or type(error).__name__
-            record.status = (Status.failed if record.error else Status.done).value
-            if not record.error:
-                record.done_seconds = max(record.done_seconds, record.seconds)
-            record.finished = time.time()
-            with self.lock:
-                if self.folder(analysis_id).is_dir():
-                    self._save(record)
-                self.current = ""
+                return " ".join(str(error).split()) or type(error).__name__
+
+        record.error = analyse(resume)
+        if record.error and resume:  # rows that cannot be continued (the run changed, say): start afresh
+            shutil.rmtree(folder / TIMELINE, ignore_errors=True)
+            record.done_seconds = 0.0
+            record.error = analyse(False)
+        record.status = (Status.failed if record.error else Status.done).value
+        if not record.error:
+            record.done_seconds = max(record.done_seconds, record.seconds)
+        record.finished = time.time()
+        with self.lock:
+            if folder.is_dir():
+                self._save(record)
 
 
 def display_name(name: str) -> str:

@@ -16,6 +16,7 @@ With a token (``avemo serve --token``), every request, the page and its scripts 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import secrets
 import time
@@ -23,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -34,6 +36,7 @@ from avemo.web.analyses import Analyses, Status, UploadError, display_name
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 POLL = 0.25  # seconds between looks at an analysis's files, for its event stream
+LOCAL_NAMES = {"localhost", "127.0.0.1", "[::1]"}
 
 
 @dataclass
@@ -65,13 +68,20 @@ def create_app(settings: ServeSettings, analyses: Analyses | None = None) -> Fas
     app.state.analyses = analyses
 
     @app.middleware("http")
-    async def check_token(request: Request, call_next: Any) -> Response:
+    async def check_caller(request: Request, call_next: Any) -> Response:
         if settings.token is not None:
             given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix(
                 "Bearer ")
             if not secrets.compare_digest(given.encode(), settings.token.encode()):
                 return JSONResponse({"detail": "a token is needed: open the address avemo serve printed (with "
                                                "?token=...)"}, status_code=401)
+        elif _host_name(request.headers.get("host", "")) not in LOCAL_NAMES:
+            # no token: only this machine's own names, so that no web site can rebind its name to this server
+            return JSONResponse({"detail": "this server answers to localhost only"}, status_code=403)
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin and urlsplit(origin).netloc != request.headers.get("host"):
+            return JSONResponse({"detail": "uploads and deletions come from this server's own page only"},
+                                status_code=403)  # another site's page posting to this one
         return await call_next(request)
 
     def found(analysis_id: str) -> Any:
@@ -82,7 +92,7 @@ def create_app(settings: ServeSettings, analyses: Analyses | None = None) -> Fas
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        query = f"?token={settings.token}" if settings.token else ""
+        query = html.escape(f"?token={quote(settings.token, safe='')}") if settings.token else ""
         return (STATIC / "index.html").read_text().replace("{{query}}", query)
 
     @app.get("/static/{name}")
@@ -127,6 +137,9 @@ def create_app(settings: ServeSettings, analyses: Analyses | None = None) -> Fas
             receiving.discard()
             raise HTTPException(400, f"the upload did not arrive whole ({type(error).__name__}); send it again") \
                 from None
+        except BaseException:  # the server stopping mid-upload: nothing is kept either
+            receiving.discard()
+            raise
         return record.to_dict()
 
     @app.get("/api/analyses")
@@ -143,26 +156,37 @@ def create_app(settings: ServeSettings, analyses: Analyses | None = None) -> Fas
     async def events(analysis_id: str, request: Request) -> StreamingResponse:
         found(analysis_id)
 
+        # A browser reconnecting on its own says which window it had last (its id): go on after it.
+        resumed = request.headers.get("last-event-id", "")
+        skip = int(resumed) if resumed.isdigit() else 0
+
         async def stream() -> AsyncIterator[str]:
-            sent, last = 0, None
+            sent, offset, last = 0, 0, None
+
+            async def new_windows() -> AsyncIterator[str]:
+                nonlocal sent, offset
+                rows, offset = await run_in_threadpool(analyses.read_windows, analysis_id, offset)
+                for window in rows:
+                    sent += 1
+                    if sent > skip:
+                        yield _event("window", window, sent)
+
             while not await request.is_disconnected():
                 try:
                     record = analyses.get(analysis_id)
                 except KeyError:
                     yield _event("end", {"id": analysis_id, "status": "deleted"})
                     return
-                for window in analyses.windows(analysis_id, sent):
-                    sent += 1
-                    yield _event("window", window)
+                async for event in new_windows():
+                    yield event
                 progress = {"status": record.status, "done_seconds": record.done_seconds,
                             "seconds": record.seconds, "eta": _eta(record), "windows": sent}
                 if progress != last:
                     yield _event("progress", progress)
                     last = progress
                 if record.status in (Status.done, Status.failed):
-                    for window in analyses.windows(analysis_id, sent):  # the last rows, written before the status
-                        sent += 1
-                        yield _event("window", window)
+                    async for event in new_windows():  # the last rows, written before the status
+                        yield event
                     yield _event("end", {**record.to_dict(), "summary": analyses.summary(analysis_id)})
                     return
                 await asyncio.sleep(POLL)
@@ -198,8 +222,13 @@ def create_app(settings: ServeSettings, analyses: Analyses | None = None) -> Fas
     return app
 
 
-def _event(kind: str, data: Any) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+def _host_name(header: str) -> str:
+    """A Host header's name without its port: ``localhost:8000`` -> ``localhost``, ``[::1]:8000`` -> ``[::1]``."""
+    return header[:header.find("]") + 1] if header.startswith("[") else header.rsplit(":", 1)[0]
+
+
+def _event(kind: str, data: Any, event_id: int | None = None) -> str:
+    return (f"id: {event_id}\n" if event_id is not None else "") + f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
 def _eta(record: Any) -> float | None:

@@ -102,13 +102,14 @@ function openAnalysis(id) {
   $("video").src = api(`/api/analyses/${id}/video`);
   for (const li of $("analyses").children) li.className = li.dataset.id === id ? "open" : "";
   getJSON(`/api/analyses/${id}`).then((record) => {
+    if (state.id !== id) return; // another analysis was opened meanwhile
     state.record = record;
     $("title").textContent = record.name;
     status(record);
   }).catch((err) => showMessage(err.message));
   const source = new EventSource(api(`/api/analyses/${id}/events`));
   state.source = source;
-  source.addEventListener("window", (e) => {
+  source.addEventListener("window", (e) => { // after a reconnection the server goes on after the last id
     state.windows.push(JSON.parse(e.data));
     draw();
   });
