@@ -11,6 +11,9 @@
 
 With a token (``avemo serve --token``), every request, the page and its scripts included, carries it: as
 ``Authorization: Bearer <token>`` or as ``?token=<token>`` (what a video element or an event stream can send).
+Without one, only requests to this machine's own names (localhost, 127.0.0.1, [::1]) are answered, so that no
+web site can rebind its name to the server. Uploads and deletions sent by another site's page (their
+``Origin``) are refused either way.
 """
 
 from __future__ import annotations
