@@ -74,25 +74,24 @@ def probe(path: Path) -> tuple[str, bool, float]:
     stream whose first frame decodes. Raises UploadError otherwise."""
     import av
 
+    from avemo.pipeline.decode import describe_error, media_seconds
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UploadError("this file has no video stream; upload a video")
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                del frame
-                break
-            else:
+            if next(container.decode(container.streams.video[0]), None) is None:
                 raise UploadError("no frame of this video could be decoded; it may be damaged or cut short")
-            seconds = float(container.duration / 1e6) if container.duration else 0.0
-            return MEDIA_TYPES.get(container.format.name, "application/octet-stream"), bool(
-                container.streams.audio), seconds
+            media_type = MEDIA_TYPES.get(container.format.name, "application/octet-stream")
+            has_audio = bool(container.streams.audio)
     except UploadError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as error:
-        # FFmpeg's reason without the server's path of the file
-        reason = " ".join(str(getattr(error, "strerror", None) or error).split()) or type(error).__name__
+        # FFmpeg's own words, without the server's path of the file
+        reason = " ".join(describe_error(error).split()) or type(error).__name__
         raise UploadError(f"this file cannot be read as a video ({reason[:120]})") from None
+    # the duration as the timeline measures it, so that its progress and this record agree
+    return media_type, has_audio, media_seconds(path) or 0.0
 
 
 @dataclass
@@ -177,20 +176,8 @@ class Analyses:
         return self.folder(analysis_id) / TIMELINE / f"timeline.{suffix}"
 
     def windows(self, analysis_id: str, start: int = 0) -> list[dict[str, Any]]:
-        """The windows finished so far (from ``start``): the whole lines of ``timeline.jsonl``."""
-        path = self.folder(analysis_id) / TIMELINE / "timeline.jsonl"
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return []
-        lines = text.split("\n")[:-1]  # the last piece is a line still being written (or "")
-        rows = []
-        for line in lines[start:]:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                break
-        return rows
+        """The windows finished so far (from the ``start``-th)."""
+        return self.read_windows(analysis_id, 0)[0][start:]
 
     def read_windows(self, analysis_id: str, offset: int) -> tuple[list[dict[str, Any]], int]:
         """The windows written after byte ``offset`` of ``timeline.jsonl`` (whole lines only), and the offset
